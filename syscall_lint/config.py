@@ -1,0 +1,198 @@
+"""Configuration: [tool.syscall-lint] in the nearest pyproject.toml, or --config FILE.
+
+Unknown keys and bad values are errors that name the file and the key (exit 2).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syscall_lint import catalog
+from syscall_lint._toml import toml
+
+DEFAULT_EXCLUDE = (
+    ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".tox", ".nox", ".eggs", "*.egg-info",
+    "build", "dist", "__pycache__", "node_modules", ".mypy_cache", ".pytest_cache",
+    ".ruff_cache", ".syscall_lint_cache", "site-packages",
+)
+LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
+KNOWN_KEYS = set(LIST_KEYS) | {"per-file-ignores", "root"}
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the file and the key."""
+
+
+@dataclass
+class Settings:
+    select: frozenset
+    ignore: frozenset = frozenset()
+    per_file_ignores: tuple = ()
+    exclude: tuple = DEFAULT_EXCLUDE
+    options: dict = field(default_factory=dict)  # code -> {option: value}
+    base: Path = Path(".")
+    origin: str = "<defaults>"
+
+    def enabled(self, code: str, path: str | None = None) -> bool:
+        if code not in self.select or _matches_codes(code, self.ignore):
+            return False
+        if path is not None:
+            for pattern, codes in self.per_file_ignores:
+                if _matches_codes(code, codes) and self._path_matches(path, pattern):
+                    return False
+        return True
+
+    def enabled_codes(self, path: str | None = None) -> set:
+        return {code for code in self.select if self.enabled(code, path)}
+
+    def option(self, code: str, name: str):
+        return self.options[code][name]
+
+    def is_excluded(self, path: Path) -> bool:
+        return any(self._path_matches(str(path), pattern) for pattern in self.exclude)
+
+    def _path_matches(self, path: str, pattern: str) -> bool:
+        p = Path(path)
+        if fnmatch.fnmatch(p.name, pattern):
+            return True
+        try:
+            rel = os.path.relpath(os.path.abspath(path), self.base.resolve())
+        except ValueError:
+            rel = path
+        return fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern.rstrip("/") + "/*")
+
+    def fingerprint(self) -> str:
+        return json.dumps(
+            [sorted(self.select), sorted(self.ignore), self.per_file_ignores, self.options],
+            sort_keys=True, default=str,
+        )
+
+
+def _matches_codes(code: str, selectors) -> bool:
+    return any(code.startswith(sel) for sel in selectors)
+
+
+def expand(selectors, origin: str, key: str) -> set:
+    """Turn codes, prefixes ("SCL1", "SCL") or rule names into rule codes."""
+    cat = catalog.load()
+    out = set()
+    for sel in selectors:
+        if not isinstance(sel, str) or not sel.strip():
+            raise ConfigError(f"{origin}: {key}: expected rule codes, got {sel!r}")
+        rule = cat.resolve(sel)
+        if rule:
+            out.add(rule.code)
+            continue
+        matched = {code for code in cat.rules if code.startswith(sel.strip().upper())}
+        if not matched:
+            raise ConfigError(f"{origin}: {key}: unknown rule code or prefix {sel!r}")
+        # A bare prefix ("SCL") selects the default rules only; opt-in rules need their own code.
+        out |= {c for c in matched if cat.rules[c].default or sel.strip().upper() == c}
+    return out
+
+
+def parse_table(table: dict, origin: str, base: Path) -> Settings:
+    cat = catalog.load()
+    options = {code: rule.option_defaults() for code, rule in cat.rules.items()}
+    for key, value in table.items():
+        rule = cat.resolve(key)
+        if rule is not None and isinstance(value, dict):
+            for opt, optval in value.items():
+                spec = rule.options.get(opt)
+                if spec is None:
+                    raise ConfigError(f"{origin}: [{key}]: unknown option {opt!r} for {rule.code}")
+                expected = {"int": int, "float": (int, float), "bool": bool, "str": str}[spec["type"]]
+                if not isinstance(optval, expected) or isinstance(optval, bool) != (spec["type"] == "bool"):
+                    raise ConfigError(f"{origin}: [{key}] {opt}: expected {spec['type']}, got {optval!r}")
+                if spec["type"] in ("int", "float") and optval < 0:
+                    raise ConfigError(f"{origin}: [{key}] {opt}: must not be negative")
+                options[rule.code][opt] = optval
+        elif key not in KNOWN_KEYS:
+            raise ConfigError(f"{origin}: unknown key {key!r}")
+        elif key in LIST_KEYS and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{origin}: {key}: expected a list of strings")
+    if not isinstance(table.get("root", False), bool):
+        raise ConfigError(f"{origin}: root: expected true or false")
+    select = expand(table["select"], origin, "select") if "select" in table else cat.default_codes()
+    select |= expand(table.get("extend-select", []), origin, "extend-select")
+    ignore = expand(table.get("ignore", []), origin, "ignore")
+    pfi = table.get("per-file-ignores", {})
+    if not isinstance(pfi, dict):
+        raise ConfigError(f"{origin}: per-file-ignores: expected a table of glob = [codes]")
+    per_file = []
+    for pattern, codes in pfi.items():
+        if not isinstance(codes, list):
+            raise ConfigError(f"{origin}: per-file-ignores.{pattern}: expected a list of codes")
+        per_file.append((pattern, tuple(sorted(expand(codes, origin, f"per-file-ignores.{pattern}")))))
+    exclude = tuple(table["exclude"]) if "exclude" in table else DEFAULT_EXCLUDE
+    exclude += tuple(table.get("extend-exclude", ()))
+    return Settings(frozenset(select), frozenset(ignore), tuple(per_file), exclude, options, base, origin)
+
+
+def read_file(path: Path) -> tuple[dict, bool]:
+    """Return (the syscall-lint table, whether this file declares one)."""
+    try:
+        with open(path, "rb") as fh:
+            data = toml.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        table = data.get("tool", {}).get("syscall-lint")
+        return (table or {}), table is not None
+    return data.get("tool", {}).get("syscall-lint", data), True
+
+
+class Resolver:
+    """Finds the settings for each file; caches per directory."""
+
+    def __init__(self, config_file: str | None = None, overrides: dict | None = None):
+        self.overrides = overrides or {}
+        self._by_dir: dict[Path, Settings] = {}
+        self._fixed = None
+        if config_file:
+            path = Path(config_file)
+            table, _ = read_file(path)
+            self._fixed = self._finish(table, str(path), path.resolve().parent)
+
+    def _finish(self, table: dict, origin: str, base: Path) -> Settings:
+        table = dict(table)
+        for key in ("select", "extend-select", "ignore"):
+            if self.overrides.get(key) is not None:
+                if key == "select":
+                    table["select"] = self.overrides[key]
+                    table.pop("extend-select", None)
+                else:
+                    table[key] = list(table.get(key, [])) + list(self.overrides[key])
+        return parse_table(table, origin, base)
+
+    def for_path(self, path: Path) -> Settings:
+        if self._fixed is not None:
+            return self._fixed
+        start = path.resolve()
+        directory = start if start.is_dir() else start.parent
+        return self._for_dir(directory)
+
+    def _for_dir(self, directory: Path) -> Settings:
+        cached = self._by_dir.get(directory)
+        if cached is not None:
+            return cached
+        candidate = directory / "pyproject.toml"
+        settings = None
+        if candidate.is_file():
+            table, declared = read_file(candidate)
+            if declared:
+                settings = self._finish(table, str(candidate), directory)
+        if settings is None:
+            parent = directory.parent
+            if parent == directory:
+                settings = self._finish({}, "<defaults>", Path.cwd())
+            else:
+                settings = self._for_dir(parent)
+        self._by_dir[directory] = settings
+        return settings

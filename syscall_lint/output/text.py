@@ -1,0 +1,33 @@
+"""flake8-style text: one finding per line; the lesson (decision tree, fix) on request."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+def location(f) -> str:
+    if f.line is None:
+        return f.path
+    if f.column is None:
+        return f"{f.path}:{f.line}"
+    return f"{f.path}:{f.line}:{f.column}"
+
+
+def render(report, explain: bool = False, statistics: bool = False) -> str:
+    out = list(report.preamble)
+    for f in report.findings:
+        out.append(f"{location(f)}: {f.code} {f.message}")
+        if explain:
+            tree = f.decision_tree
+            out.append(f"    decision tree  {tree['id']} — {tree['question']} → {tree['answer']}")
+            out.append(f"    fix            {f.fix}")
+            out.append(f"    docs           {f.url}")
+    if statistics and report.findings:
+        counts = Counter((f.code, f.name) for f in report.findings)
+        for (code, name), n in sorted(counts.items()):
+            out.append(f"{n:<5} {code} {name}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def render_errors(report) -> str:
+    return "".join(f"syscall-lint: error: {e.path}: {e.message}\n" for e in report.errors)

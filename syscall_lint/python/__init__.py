@@ -1,0 +1,1 @@
+"""The Python source analyser (libcst)."""

@@ -1,0 +1,119 @@
+"""SCL201 unbatched-writes and SCL401 copy-loop-to-socket.
+
+A loop that only produces output and pays one syscall per iteration is the syscall tax. Loops that
+also read or wait are request/response or copy loops, where the per-iteration write is the protocol;
+those are left to SCL401 (file → socket copies) or left alone.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from syscall_lint.python.facts import CallSite, Facts, Loop
+from syscall_lint.python.rulekit import Hit, call_label
+
+SOCKET_FACTORIES = {"socket.socket", "socket.create_connection", "socket.socketpair", "socket.fromfd",
+                    "socket.create_server", "ssl.wrap_socket"}
+SEND_METHODS = {"send", "sendall"}
+# Calls that make a loop a request/response, retry or copy loop rather than an output loop.
+WAITS = {"recv", "recv_into", "recvfrom", "recvmsg", "read", "readline", "readinto", "readlines", "read1",
+         "accept", "input", "select", "poll", "sleep", "get", "wait", "join", "sendfile", "connect",
+         "getresponse", "urlopen", "request", "communicate", "next", "__next__", "result"}
+REQUEST_HANDLER_BASES = ("socketserver.BaseRequestHandler", "socketserver.StreamRequestHandler",
+                         "socketserver.DatagramRequestHandler", "http.server.BaseHTTPRequestHandler",
+                         "http.server.SimpleHTTPRequestHandler")
+COST_NS = 170  # a bare syscall on this kind of machine (field notes)
+
+
+def _socket_names(facts: Facts, scope) -> set:
+    names = set()
+    for call in scope.calls:
+        if call.qual in SOCKET_FACTORIES and call.targets:
+            names.add(call.targets[0])
+        elif call.tail == "accept" and len(call.targets) == 2 and not call.node.args:
+            names.add(call.targets[0])
+        elif call.tail == "wrap_socket" and call.targets:
+            names.add(call.targets[0])
+    return names
+
+
+def _looks_like_socket(name: str, sockets: set, in_handler: bool) -> bool:
+    if name in sockets:
+        return True
+    last = name.rsplit(".", 1)[-1].lower()
+    if in_handler and name == "self.request":
+        return True
+    return "sock" in last
+
+
+def _unbuffered_handles(scope) -> set:
+    out = set()
+    for call in scope.calls:
+        if call.qual in ("builtins.open", "io.open") and call.targets:
+            value = call.arg(2, "buffering")
+            if value is not None and getattr(value, "value", None) == "0":
+                out.add(call.targets[0])
+    return out
+
+
+def _is_partial_write_loop(facts: Facts, call: CallSite) -> bool:
+    """`n = os.write(fd, data)` uses the count to retry; `write(data[i:i+n])` chunks one big buffer."""
+    if call.targets:
+        return True
+    data = call.arg(1) if call.qual == "os.write" else call.arg(0)
+    return isinstance(data, cst.Subscript) and any(isinstance(e.slice, cst.Slice) for e in data.slice)
+
+
+def check(facts: Facts):
+    for scope in facts.scopes:
+        if not scope.loops:
+            continue
+        sockets = _socket_names(facts, scope)
+        in_handler = scope.cls is not None and any(q in REQUEST_HANDLER_BASES for q in scope.cls.quals)
+        unbuffered = _unbuffered_handles(scope)
+        for loop in scope.loops:
+            body = _all_calls(scope, loop)
+            tails = {c.tail for c in body}
+            reads_file = any(c.tail in ("read", "readinto", "read1") for c in body)
+            waits = bool(tails & WAITS)
+            for call in loop.calls:
+                if call.loop is not loop:
+                    continue
+                sends = call.tail in SEND_METHODS and call.receiver is not None and _looks_like_socket(
+                    facts.key(call.receiver), sockets, in_handler)
+                if sends and reads_file and not any(c.tail in ("recv", "recv_into", "accept") for c in body):
+                    yield Hit("SCL401", call.node, {"call": call_label(call)})
+                    continue
+                if waits:
+                    continue
+                reason = _per_call_syscall(facts, call, sockets, in_handler, unbuffered, body)
+                if reason and not _is_partial_write_loop(facts, call):
+                    yield Hit("SCL201", call.node, {"call": call_label(call), "why": reason, "cost_ns": COST_NS})
+
+
+def _all_calls(scope, loop: Loop) -> list:
+    out = []
+    for candidate in scope.loops:
+        if loop in candidate.chain():
+            out.extend(candidate.calls)
+    return out
+
+
+def _per_call_syscall(facts, call: CallSite, sockets, in_handler, unbuffered, body) -> str | None:
+    if call.qual == "os.write":
+        return "batch the buffers and write once (b\"\".join, os.writev)"
+    if call.tail in SEND_METHODS and call.receiver is not None and _looks_like_socket(
+            facts.key(call.receiver), sockets, in_handler):
+        return "every send is a syscall; join the pieces or use socket.sendmsg(buffers)"
+    if call.tail in ("write", "writelines") and call.receiver is not None and facts.key(call.receiver) in unbuffered:
+        return "the file was opened with buffering=0, so every write is a syscall; open it buffered"
+    if call.qual == "builtins.print":
+        flush = call.keyword("flush")
+        if flush is not None and getattr(flush, "value", None) == "True":
+            return "flush=True forces a write syscall per line; flush once after the loop"
+    if call.tail == "flush" and call.receiver is not None and not call.node.args:
+        name = facts.key(call.receiver)
+        if name in ("sys.stdout", "sys.stderr") or any(
+                c.tail in ("write", "writelines") and c.receiver is not None and facts.key(c.receiver) == name for c in body):
+            return "flushing per iteration turns a buffered writer back into a syscall per write; flush once after the loop"
+    return None

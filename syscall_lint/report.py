@@ -1,0 +1,23 @@
+"""A run's result: findings, input errors, and what was looked at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Report:
+    findings: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    inputs: int = 0
+    sources: set = field(default_factory=set)  # python | strace | elf, for SARIF runs
+    preamble: list = field(default_factory=list)  # text shown before findings (audit profiles)
+    extra: dict = field(default_factory=dict)  # per-source summaries for JSON (profiles, exit status)
+
+    def merge(self, other: "Report") -> None:
+        self.findings.extend(other.findings)
+        self.errors.extend(other.errors)
+        self.inputs += other.inputs
+        self.sources |= other.sources
+        self.preamble.extend(other.preamble)
+        self.extra.update(other.extra)
