@@ -52,8 +52,17 @@ class Settings:
     def option(self, code: str, name: str):
         return self.options[code][name]
 
-    def is_excluded(self, path: Path) -> bool:
+    def is_excluded(self, path, names_only: bool = False) -> bool:
+        if names_only:
+            name = os.path.basename(str(path))
+            return any(fnmatch.fnmatch(name, pattern) for pattern in self.exclude)
         return any(self._path_matches(str(path), pattern) for pattern in self.exclude)
+
+    def excluder(self, arg: str):
+        """The exclude test for files below a command-line argument. A path named on the command
+        line is always analysed; below an excluded one, only name patterns (.git, build...) apply."""
+        names_only = self.is_excluded(arg)
+        return lambda path: self.is_excluded(path, names_only)
 
     def _path_matches(self, path: str, pattern: str) -> bool:
         p = Path(path)

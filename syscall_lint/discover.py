@@ -24,5 +24,7 @@ def walk(arg: str, want: Callable[[str], bool], excluded: Callable[[str], bool])
                          and not os.path.islink(os.path.join(root, d)))
         for name in sorted(files):
             path = os.path.join(root, name)
+            if path.startswith("./") and arg in (".", "./"):
+                path = path[2:]  # `check .` reports a.py, as flake8 and ruff do
             if want(path) and not excluded(path):
                 yield path

@@ -79,3 +79,17 @@ def command(code: str | None, fmt: str) -> int:
     else:
         sys.stdout.write(page(rule))
     return 0
+
+
+def write_docs(directory: str = "docs/rules") -> None:
+    """Regenerate docs/rules/SCLxxx.md from the catalog."""
+    import os
+
+    os.makedirs(directory, exist_ok=True)
+    for rule in catalog.load().rules.values():
+        with open(os.path.join(directory, f"{rule.code}.md"), "w", encoding="utf-8") as fh:
+            fh.write(page(rule))
+
+
+if __name__ == "__main__":
+    write_docs()

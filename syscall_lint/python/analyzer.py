@@ -32,7 +32,9 @@ def decode(data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        raise BadInput(f"bad coding cookie: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+        if b"coding" in b"\n".join(data.splitlines()[:2]):
+            raise BadInput(f"bad coding cookie: {exc.msg}") from None
+        encoding = "utf-8"
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:

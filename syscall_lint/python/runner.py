@@ -41,8 +41,7 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
     fingerprints: dict = {}
     todo = []
     for arg in paths or ["."]:
-        arg_settings = resolver.for_path(Path(arg)) if os.path.exists(arg) else None
-        excluded = (lambda p, s=arg_settings: s.is_excluded(p)) if arg_settings else (lambda p: False)
+        excluded = resolver.for_path(Path(arg)).excluder(arg) if os.path.exists(arg) else (lambda p: False)
         for item in walk(arg, lambda p: p.endswith(PY_SUFFIXES), excluded):
             if isinstance(item, InputError):
                 report.errors.append(item)
