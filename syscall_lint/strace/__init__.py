@@ -1,0 +1,1 @@
+"""The strace analyser: a streaming parser, process/fd state, and trace rules."""
