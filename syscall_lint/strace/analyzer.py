@@ -49,6 +49,7 @@ class TraceAnalyzer:
         self.closed: dict = {}  # path -> FdInfo of written files already closed
         self.pending_dir: dict = {}  # directory -> list of (Call, src, dst, pid)
         self.findings: list = []
+        self.emitted: dict = {}
         opt = settings.options
         self.min_calls = opt["SCL201"]["min-calls"]
         self.max_size = opt["SCL201"]["max-size"]
@@ -58,6 +59,7 @@ class TraceAnalyzer:
         self.best_runs: dict = {}  # (tgid, fd identity) -> [Run, total small writes]
         self.accepts: dict = {}  # tid -> (fd, Call)
         self.spawns: dict = defaultdict(list)  # parent tid -> [(accept call, clone call, child, fd, thread)]
+        self.spawn_counts: dict = defaultdict(int)
         self.awaiting: dict = {}  # child tid -> (parent tid, fd, record)
         self.seen_tids: set = set()
         self.last_read: dict = {}  # tid -> (fd, size, line)
@@ -76,6 +78,11 @@ class TraceAnalyzer:
             self.handlers[name] = self.on_wait
         for name in FD_MAKERS:
             self.handlers[name] = self.on_fd_maker
+
+    @property
+    def wanted(self) -> set:
+        """The syscall names the handlers need, for the parser to skip the rest cheaply."""
+        return {name.encode() for name in self.handlers}
 
     # the loop ----------------------------------------------------------------
     def feed(self, events, path: str | None = None) -> None:
@@ -105,7 +112,7 @@ class TraceAnalyzer:
         if call.ret is None or call.ret < 0:
             return
         dirfd_i, path_i, flags_i = OPENS[call.name]
-        parts = A.split(call.args)
+        parts = A.split_open(call.args) if call.name == "openat" else A.split(call.args)
         task = self._task(call)
         raw_path = A.string(parts[path_i]) if path_i < len(parts) else None
         flags = parts[flags_i] if flags_i is not None and flags_i < len(parts) else b""
@@ -366,8 +373,11 @@ class TraceAnalyzer:
         if accepted is None or b"CLONE_VM" in flags and b"CLONE_THREAD" not in flags:
             return  # vfork+exec helpers (posix_spawn) are not connection handlers
         record = [accepted[1], call, call.ret, accepted[0], b"CLONE_THREAD" in flags, None, self.path]
-        self.spawns[call.pid].append(record)
-        self.awaiting[call.ret] = record
+        records = self.spawns[call.pid]
+        if len(records) < 64:  # enough to judge and to show; the count goes on in spawn_counts
+            records.append(record)
+            self.awaiting[call.ret] = record
+        self.spawn_counts[(call.pid, b"CLONE_THREAD" in flags)] += 1
 
     on_clone3 = on_fork = on_vfork = on_clone
 
@@ -387,8 +397,14 @@ class TraceAnalyzer:
         if record is not None:
             record[5] = False  # the child ended without touching the connection
         self._end_all_runs(ev.pid)
+        self.runs.pop(ev.pid, None)
+        self.last_read.pop(ev.pid, None)
+        self.accepts.pop(ev.pid, None)
         if task is not None and task.tgid == ev.pid:
             self._flush_pending(task.tgid)
+            for num in list(task.fds):
+                self._close_fd(task.fds, num)
+        self.state.tasks.pop(ev.pid, None)
 
     # results -------------------------------------------------------------------
     def _emit(self, code, call_or_line, evidence, text, path=None, **fields) -> None:
@@ -397,8 +413,20 @@ class TraceAnalyzer:
         line = call_or_line if isinstance(call_or_line, int) else call_or_line.line
         pid = fields.get("pid")
         fields["who"] = f"pid {pid}" if pid else "the traced process"
-        self.findings.append(fmodel.make(code, "strace", path or evidence.pop("file", None) or self.path, line=line,
-                                         evidence=evidence, fingerprint_text=text, **fields))
+        path = path or evidence.pop("file", None) or self.path
+        # The same problem again (a loop, a long-running server): one finding that counts them, so
+        # memory grows with distinct problems, not with the length of the log.
+        key = (code, path, text)
+        seen = self.emitted.get(key)
+        if seen is not None:
+            seen.evidence["occurrences"] = seen.evidence.get("occurrences", 1) + 1
+            more = seen.evidence.setdefault("more_lines", [])
+            if len(more) < 10:
+                more.append(line)
+            return
+        finding = fmodel.make(code, "strace", path, line=line, evidence=evidence, fingerprint_text=text, **fields)
+        self.emitted[key] = finding
+        self.findings.append(finding)
 
     def finish(self) -> list:
         for tid in list(self.runs):
@@ -426,11 +454,12 @@ class TraceAnalyzer:
                 mine = [r for r in used if r[4] == thread]
                 if len(mine) >= 2:
                     first = mine[0]
+                    total = max(len(mine), self.spawn_counts[(parent, thread)] if len(records) >= 64 else 0)
                     self._emit(code, first[1], text=f"accept→{'thread' if thread else 'fork'}", path=first[6],
-                               evidence={"pid": parent, "connections": len(mine),
+                               evidence={"pid": parent, "connections": total,
                                          "pairs": [{"accept_line": r[0].line, "clone_line": r[1].line, "child": r[2],
                                                     "fd": r[3]} for r in mine[:20]]},
-                               pid=parent, count=len(mine), first_line=first[1].line)
+                               pid=parent, count=total, first_line=first[1].line)
         for (tid, src, dst), (pairs, total, first_line, src_path, path) in self.copies.items():
             if pairs >= self.min_pairs:
                 self._emit("SCL401", first_line, text=f"copy {src_path}", path=path,

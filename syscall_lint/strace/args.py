@@ -10,6 +10,17 @@ _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)")
 _SIMPLE = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b'"': b'"', b"\\": b"\\"}
 
 
+_OPENAT = re.compile(rb'([^,]+), ("(?:[^"\\]|\\.)*"(?:\.\.\.)?), ([^,]+)(?:, (.*))?$')
+
+
+def split_open(args: bytes) -> list:
+    """openat's (dirfd, path, flags[, mode]) by one regex: opens are the most common call we decode."""
+    m = _OPENAT.match(args)
+    if m is None:
+        return split(args)
+    return [g for g in m.groups() if g is not None]
+
+
 def split(args: bytes) -> list:
     """Split an argument list at top-level commas, respecting quotes and brackets."""
     out, depth, start, i, n = [], 0, 0, 0, len(args)

@@ -19,11 +19,15 @@ from typing import Iterator, Optional
 
 MAX_LINE = 1 << 20  # longer lines are counted as malformed and skipped, never held whole
 MAX_REPORTED_MALFORMED = 5
+_UNSET = object()
 
 # [pid N] or "N " prefix, then an optional timestamp, then the body.
 _HEAD = re.compile(rb" *(?:\[pid +(\d+)\] |(\d+) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?")
 # name(args) = result [<duration>]: the fast path for a complete call.
 _CALL = re.compile(rb"([a-z_][a-z0-9_]*)\((.*)\) += (.*?)(?: <(\d+\.\d+)>)?$")
+# The whole line in one match for the common case: prefix, timestamp, complete call.
+_FULL = re.compile(rb" *(?:\[pid +(\d+)\] |(\d+) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?"
+                   rb"([a-z_][a-z0-9_]*)\((.*)\) += (.*?)(?: <(\d+\.\d+)>)?$")
 _UNFINISHED = re.compile(rb"([a-z_][a-z0-9_]*)\((.*?) *<unfinished \.\.\.>$")
 _RESUMED = re.compile(rb"<\.\.\. ([a-z_][a-z0-9_]*) resumed>(.*?)\) += (.*?)(?: <(\d+\.\d+)>)?$")
 _RESUMED_NORESULT = re.compile(rb"<\.\.\. ([a-z_][a-z0-9_]*) resumed>(.*)$")
@@ -32,17 +36,41 @@ _RETVAL = re.compile(rb"(0x[0-9a-fA-F]+|-?\d+|\?)")
 _ERRNO = re.compile(rb"-?\d+ ([A-Z][A-Z0-9_]+)")
 
 
-@dataclass
 class Call:
-    __slots__ = ("line", "pid", "name", "args", "result", "ret", "ts", "duration")
-    line: int
-    pid: int
-    name: str
-    args: bytes
-    result: bytes  # the text after "= ", e.g. b"3</tmp/x>" or b"-1 ENOENT (No such file or directory)"
-    ret: Optional[int]  # the integer return value, None for "?"
-    ts: Optional[float]
-    duration: Optional[float]
+    """One syscall. `ret` and `ts` are decoded on first use: most calls are never asked."""
+
+    __slots__ = ("line", "pid", "name", "args", "result", "_ret", "_ts", "_dur")
+
+    def __init__(self, line, pid, name, args, result, ret=_UNSET, ts=None, duration=None):
+        self.line = line
+        self.pid = pid
+        self.name = name
+        self.args = args
+        self.result = result  # the text after "= ", e.g. b"3</tmp/x>" or b"-1 ENOENT (...)"
+        self._ret = ret
+        self._ts = ts  # bytes as logged, or a float
+        self._dur = duration
+
+    @property
+    def ret(self) -> Optional[int]:
+        if self._ret is _UNSET:
+            self._ret = _ret(self.result)
+        return self._ret
+
+    @property
+    def ts(self) -> Optional[float]:
+        if self._ts is not None and not isinstance(self._ts, float):
+            self._ts = _timestamp(self._ts)
+        return self._ts
+
+    @property
+    def duration(self) -> Optional[float]:
+        if self._dur is not None and not isinstance(self._dur, float):
+            self._dur = float(self._dur)
+        return self._dur
+
+    def __repr__(self):
+        return f"Call(line={self.line}, pid={self.pid}, {self.name}({self.args!r}) = {self.result!r})"
 
     @property
     def errno(self) -> Optional[str]:
@@ -119,73 +147,103 @@ def lines(stream) -> Iterator[tuple]:
         yield lineno, raw.rstrip(b"\r\n")
 
 
-def parse(stream, stats: Stats, default_pid: int = 0) -> Iterator:
-    """Yield Call, Exit and Signal events in log order, with unfinished/resumed halves merged."""
+def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None) -> Iterator:
+    """Yield Call, Exit and Signal events in log order, with unfinished/resumed halves merged.
+
+    With `wanted` (a set of syscall names as bytes), complete calls of other names are counted but
+    not yielded, unless their pid is in `watched` (a set the consumer may change while it reads).
+    """
     pending: dict = {}  # pid -> (line, name, args prefix, ts)
     head_match = _HEAD.match
-    call_match = _CALL.match
-    for lineno, raw in lines(stream):
-        stats.lines += 1
-        if raw is None:
-            stats.bad(lineno, f"line longer than {MAX_LINE} bytes")
-            continue
-        stats.bytes += len(raw) + 1
-        head = head_match(raw)
-        pid_a, pid_b, ts_text = head.groups()
-        pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
-        body = raw[head.end():]
-        ts = _timestamp(ts_text) if ts_text else None
-        m = call_match(body)
-        if m is not None:
-            name, args, result, dur = m.groups()
-            if body.endswith(b"<unfinished ...>"):
-                m = None  # "= " inside an unfinished call's arguments; handled below
-            else:
-                stats.calls += 1
-                yield Call(lineno, pid, name.decode(), args, result, _ret(result), ts,
-                           float(dur) if dur else None)
+    full_match = _FULL.match
+    readline = stream.readline
+    lineno = 0
+    nbytes = calls = 0
+    try:
+        while True:
+            raw = readline(MAX_LINE)
+            if not raw:
+                break
+            lineno += 1
+            if raw[-1:] == b"\n":
+                raw = raw[:-1]
+            elif len(raw) >= MAX_LINE:
+                _skip_rest(readline)
+                stats.bad(lineno, f"line longer than {MAX_LINE} bytes")
                 continue
-        first = body[:1]
-        if first == b"<":
-            r = _RESUMED.match(body)
-            before = pending.pop(pid, None)
-            if r is None:
-                if _RESUMED_NORESULT.match(body):
-                    continue  # resumed but cut off by the process's exit: no result to use
-                stats.bad(lineno, "unreadable resumed call")
+            nbytes += len(raw) + 1
+            m = full_match(raw)
+            if m is not None and not raw.endswith(b"<unfinished ...>"):
+                calls += 1
+                if wanted is not None and m.group(4) not in wanted and not watched:
+                    continue  # the common case: a call no rule needs, skipped before decoding anything
+                pid_a, pid_b, ts, name, args, result, dur = m.groups()
+                pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
+                if wanted is not None and name not in wanted and pid not in watched:
+                    continue
+                yield Call(lineno, pid, name.decode(), args, result, _UNSET, ts, dur)
                 continue
-            name, rest, result, dur = r.groups()
-            if before is None or before[1] != name:
-                # strace can lose the unfinished half (attach mid-call); still a call
-                before = (lineno, name, b"", ts)
-            stats.calls += 1
-            yield Call(before[0], pid, name.decode(), before[2] + rest, result, _ret(result), before[3] or ts,
-                       float(dur) if dur else None)
-        elif first == b"+":
-            e = _EXIT.match(body)
-            if e is None:
-                stats.bad(lineno, "unreadable exit line")
-                continue
-            status, sig, _ = e.groups()
-            pending.pop(pid, None)
-            yield Exit(lineno, pid, int(status) if status is not None else None, sig.decode() if sig else None)
-        elif first == b"-":
-            if body.startswith(b"--- ") and body.endswith(b" ---"):
-                yield Signal(lineno, pid, body[4:-4])
-            else:
-                stats.bad(lineno, "not an strace line")
-        elif body.endswith(b"<unfinished ...>"):
-            u = _UNFINISHED.match(body)
-            if u is None:
-                stats.bad(lineno, "unreadable unfinished call")
-                continue
+            ev = _slow_line(raw, lineno, head_match, pending, stats, default_pid, wanted, watched)
+            if ev is not None:
+                yield ev
+    finally:
+        stats.lines += lineno
+        stats.bytes += nbytes
+        stats.calls += calls
+
+
+def _skip_rest(readline) -> None:
+    """Skip the rest of an overlong line without holding it."""
+    while True:
+        more = readline(MAX_LINE)
+        if not more or more[-1:] == b"\n":
+            return
+
+
+def _slow_line(raw, lineno, head_match, pending, stats, default_pid, wanted, watched):
+    """Everything but a complete call on one line: unfinished/resumed halves, signals, exits, junk.
+    Returns the event, or None."""
+    head = head_match(raw)
+    pid_a, pid_b, ts = head.groups()
+    pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
+    body = raw[head.end():]
+    first = body[:1]
+    if body.endswith(b"<unfinished ...>"):
+        u = _UNFINISHED.match(body)
+        if u is None:
+            stats.bad(lineno, "unreadable unfinished call")
+            return None
+        if wanted is None or u.group(1) in wanted or pid in watched:
             pending[pid] = (lineno, u.group(1), u.group(2), ts)
-        elif body.startswith(b"strace: ") or not body.strip():
-            continue  # strace's own messages ("Process N attached") and blank lines
-        elif body.endswith(b"= ?") and call_match(body + b" ") is None:
-            stats.bad(lineno, "not an strace line")
         else:
-            stats.bad(lineno, "truncated or not an strace line" if b"(" in body else "not an strace line")
+            pending.pop(pid, None)
+    elif first == b"<":
+        r = _RESUMED.match(body)
+        before = pending.pop(pid, None)
+        if r is None:
+            if not _RESUMED_NORESULT.match(body):
+                stats.bad(lineno, "unreadable resumed call")
+            return None  # a resumed call cut off by the process's exit has no result to use
+        name, rest, result, dur = r.groups()
+        stats.calls += 1
+        if wanted is not None and name not in wanted and pid not in watched:
+            return None
+        if before is None or before[1] != name:
+            before = (lineno, name, b"", ts)  # strace lost the first half (attached mid-call)
+        return Call(before[0], pid, name.decode(), before[2] + rest, result, _UNSET, before[3] or ts, dur)
+    elif first == b"+":
+        e = _EXIT.match(body)
+        if e is None:
+            stats.bad(lineno, "unreadable exit line")
+            return None
+        status, sig, _ = e.groups()
+        pending.pop(pid, None)
+        return Exit(lineno, pid, int(status) if status is not None else None, sig.decode() if sig else None)
+    elif first == b"-" and body.startswith(b"--- ") and body.endswith(b" ---"):
+        return Signal(lineno, pid, body[4:-4])
+    elif not (body.startswith(b"strace: ") or not body.strip()):  # strace's own messages, blank lines
+        stats.bad(lineno, "truncated or not an strace line" if b"(" in body else "not an strace line")
+    return None
 
 
 def _timestamp(text: bytes) -> float:

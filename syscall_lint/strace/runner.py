@@ -53,11 +53,12 @@ def _groups(paths):
         yield display, members
 
 
-def _events(stream, stats, pid):
+def _events(stream, stats, pid, analyzer):
     head = stream.peek(1)[:1] if hasattr(stream, "peek") else b""
     if head == b"{":
         return parse_jsonl(stream, stats)
-    return parse(stream, stats, default_pid=pid)
+    # children awaiting their first use of an accepted fd must be seen whatever they call
+    return parse(stream, stats, default_pid=pid, wanted=analyzer.wanted, watched=analyzer.awaiting)
 
 
 def lint_stream_set(display, members, settings, report: Report, stdin=None) -> None:
@@ -70,7 +71,7 @@ def lint_stream_set(display, members, settings, report: Report, stdin=None) -> N
             report.errors.append(InputError(path, f"cannot read: {exc.strerror or exc}"))
             return
         try:
-            analyzer.feed(_events(stream, stats, pid), path)
+            analyzer.feed(_events(stream, stats, pid, analyzer), path)
         except (OSError, EOFError) as exc:  # e.g. a truncated gzip stream
             report.errors.append(InputError(path, f"cannot read: {exc}"))
         finally:

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Throughput and peak memory of `syscall-lint trace` next to wc -l, grep -c, a bare one-regex
+Python loop and strace-parser, all run in this one invocation on the same synthesised trace.
+
+The trace is built by repeating the real recordings in fixtures/strace/ (servers, sed, git, sqlite...)
+up to each size. Usage: python3 bench/strace_bench.py [--sizes 50,500] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BARE = r'''
+import re, sys
+# One compiled regex per line that reads a complete strace call: pid, timestamp, name, args, result, duration.
+rx = re.compile(rb" *(?:\[pid +(\d+)\] |(\d+) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?([a-z_][a-z0-9_]*)\((.*)\) += (.*?)(?: <(\d+\.\d+)>)?$")
+n = 0
+with open(sys.argv[1], "rb") as fh:
+    for line in fh:
+        if rx.match(line):
+            n += 1
+print(n)
+'''
+SP = r'''
+import sys
+from strace_parser.parser import get_parser
+from strace_parser.json_transformer import to_json
+parser = get_parser()
+ok = bad = 0
+with open(sys.argv[1]) as fh:
+    for line in fh:
+        try:
+            to_json(parser.parse(line))
+            ok += 1
+        except Exception:
+            bad += 1
+print(ok, bad)
+'''
+
+
+def synthesise(path: Path, size_mb: int) -> None:
+    block = b"".join(p.read_bytes() for p in sorted((ROOT / "fixtures" / "strace").glob("*.strace")))
+    target = size_mb << 20
+    with open(path, "wb") as fh:
+        written = 0
+        while written < target:
+            fh.write(block)
+            written += len(block)
+
+
+def compatible_slice(src: Path, dst: Path, limit: int = 1 << 20) -> int:
+    """strace-parser's form: a -ttt timestamp, no pid, complete calls only."""
+    rx = re.compile(rb"^\d+ +(\d+\.\d+) +([a-z_0-9]+\(.*\) += [^<]*?)(?: <[\d.]+>)?$")
+    out = 0
+    with open(src, "rb") as fh, open(dst, "wb") as w:
+        for line in fh:
+            m = rx.match(line.rstrip(b"\n"))
+            if m and b"<" not in m.group(2) and b"/*" not in m.group(2):
+                data = m.group(1) + b" " + m.group(2) + b"\n"
+                w.write(data)
+                out += len(data)
+                if out >= limit:
+                    break
+    return out
+
+
+def timed(cmd) -> tuple:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_maxrss, proc.stdout.decode().strip()[:60], proc.returncode
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="50,500", help="trace sizes in MB; the memory check compares them")
+    ap.add_argument("--keep", help="directory for the synthesised traces (default: a temp dir)")
+    args = ap.parse_args()
+    workdir = Path(args.keep or tempfile.mkdtemp(prefix="strace-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    env_py = [sys.executable]
+    peaks = {}
+    for size in [int(s) for s in args.sizes.split(",")]:
+        trace = workdir / f"trace-{size}mb.strace"
+        if not trace.exists():
+            synthesise(trace, size)
+        mb = trace.stat().st_size / (1 << 20)
+        lines = int(subprocess.run(["wc", "-l", str(trace)], capture_output=True, text=True).stdout.split()[0])
+        print(f"\n== {trace.name}: {mb:.0f} MB, {lines:,} lines")
+        rows = [
+            ("wc -l", ["wc", "-l", str(trace)]),
+            ("grep -c write", ["grep", "-c", "write", str(trace)]),
+            ("bare one-regex loop", env_py + ["-c", BARE, str(trace)]),
+            ("syscall-lint trace", env_py + ["-m", "syscall_lint", "trace", "--format", "json", "--output",
+                                             os.devnull, str(trace)]),
+        ]
+        results = {}
+        for name, cmd in rows:
+            # ru_maxrss of children is a high-water mark over all children so far: run ours in a
+            # fresh process group measured alone via /usr/bin/time when available
+            if name == "syscall-lint trace" and Path("/usr/bin/time").exists():
+                t0 = time.perf_counter()
+                proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                wall = time.perf_counter() - t0
+                rss = int(proc.stderr.strip().splitlines()[-1])
+            else:
+                wall, rss, _, _ = timed(cmd)
+            results[name] = wall
+            extra = ""
+            if name == "syscall-lint trace":
+                peaks[size] = rss
+                extra = f"  peak RSS {rss / 1024:.1f} MiB"
+            print(f"{name:<22} {wall:7.2f} s  {mb / wall:8.1f} MB/s  {lines / wall:12,.0f} lines/s{extra}")
+        ours = results["syscall-lint trace"]
+        print(f"ratio: syscall-lint / bare regex loop throughput = {results['bare one-regex loop'] / ours:.2f}"
+              f" (goal >= 0.5); vs grep -c {results['grep -c write'] / ours:.3f}; vs wc -l {results['wc -l'] / ours:.3f}")
+        if size == min(int(s) for s in args.sizes.split(",")):
+            slice_path = workdir / "strace-parser-slice.strace"
+            nbytes = compatible_slice(trace, slice_path)
+            wall, _, out, _ = timed(env_py + ["-c", SP, str(slice_path)])
+            sp_rate = nbytes / (1 << 20) / wall
+            t_ours, _, _, _ = timed(env_py + ["-m", "syscall_lint", "trace", "--format", "json", "--output",
+                                              os.devnull, str(slice_path)])
+            print(f"strace-parser on a {nbytes / (1 << 20):.1f} MB compatible slice: {wall:.2f} s, {sp_rate:.3f} MB/s "
+                  f"(parsed/failed lines: {out}); syscall-lint on the same slice {t_ours:.2f} s "
+                  f"(includes startup) → {wall / t_ours:.0f}x faster")
+    if len(peaks) >= 2:
+        sizes = sorted(peaks)
+        print(f"\npeak RSS: " + ", ".join(f"{s} MB trace → {peaks[s] / 1024:.1f} MiB" for s in sizes) +
+              f"; ratio {peaks[sizes[-1]] / peaks[sizes[0]]:.2f} (flat = 1.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
