@@ -1,0 +1,95 @@
+"""The syscall-surface profile: what a human auditor wants first, area by area (capa-style)."""
+
+from __future__ import annotations
+
+from syscall_lint.elf.callsites import _base
+
+AREAS = {
+    "durability": {
+        "replaces": {"rename", "renameat", "renameat2"},
+        "syncs": {"fsync", "fdatasync", "syncfs", "sync", "msync"},
+        "weak": {"sync_file_range"},
+    },
+    "connections": {
+        "accepts": {"accept", "accept4"},
+        "threads": {"pthread_create", "thrd_create", "clone", "clone3"},
+        "forks": {"fork", "vfork", "_Fork"},
+        "readiness": {"epoll_create", "epoll_create1", "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl",
+                      "poll", "ppoll", "select", "pselect", "pselect6", "io_uring_setup", "io_uring_enter",
+                      "io_uring_queue_init", "io_uring_submit", "kqueue", "event_base_new", "ev_run", "uv_run"},
+    },
+    "batching": {"single": {"write", "send", "sendto", "pwrite", "pwrite64"},
+                 "vectored": {"writev", "pwritev", "pwritev2", "sendmsg", "sendmmsg"}},
+    "zero-copy": {"calls": {"sendfile", "sendfile64", "splice", "tee", "vmsplice", "copy_file_range"}},
+    "io_uring": {"calls": {"io_uring_setup", "io_uring_enter", "io_uring_register", "io_uring_queue_init",
+                           "io_uring_submit"}},
+    "memory": {"calls": {"mmap", "mmap64", "munmap", "mremap", "madvise", "malloc_trim", "brk", "sbrk"}},
+    "locking": {"calls": {"pthread_mutex_lock", "pthread_spin_lock", "pthread_rwlock_wrlock", "pthread_rwlock_rdlock",
+                          "sem_wait", "pthread_cond_wait", "futex"}},
+}
+EVENT_LIBRARIES = ("libevent", "libev.", "libuv", "liburing", "libglib-2.0", "libsystemd", "libzmq", "libnghttp2")
+
+
+def surface(info) -> set:
+    """The call names the binary can reach: imports, or for static binaries its symbol table."""
+    names = set(info.imports)
+    if info.static:
+        names |= {name for _, _, name in info.functions}
+    return {_base(n) for n in names}
+
+
+def event_libraries(info) -> list:
+    return [lib for lib in info.needed if lib.startswith(EVENT_LIBRARIES)]
+
+
+def build(info) -> dict:
+    names = surface(info)
+
+    def has(group):
+        return sorted(names & group)
+
+    d, c, b = AREAS["durability"], AREAS["connections"], AREAS["batching"]
+    return {
+        "durability": {"replaces": has(d["replaces"]), "syncs": has(d["syncs"]), "not_a_sync": has(d["weak"])},
+        "connections": {"accepts": has(c["accepts"]), "threads": has(c["threads"]), "forks": has(c["forks"]),
+                        "readiness": has(c["readiness"]), "event_libraries": event_libraries(info)},
+        "batching": {"single": has(b["single"]), "vectored": has(b["vectored"])},
+        "zero-copy": has(AREAS["zero-copy"]["calls"]),
+        "io_uring": has(AREAS["io_uring"]["calls"]) + [l for l in info.needed if l.startswith("liburing")],
+        "memory": has(AREAS["memory"]["calls"]),
+        "locking": has(AREAS["locking"]["calls"]),
+    }
+
+
+def _join(items, none="—"):
+    return ", ".join(items) if items else none
+
+
+def render(info, prof: dict, notes: list) -> list:
+    libs = f" ({', '.join(info.needed)})" if info.needed else ""
+    link = "static" if info.static else "dynamic"
+    runtime = f", {info.runtime} runtime" if info.runtime else ""
+    lines = [f"{info.path}: {info.arch_label}, {info.kind}, {link}{libs}{runtime}"]
+    d = prof["durability"]
+    if d["replaces"]:
+        missing = "" if d["syncs"] else " — no fsync, fdatasync, syncfs or sync"
+        lines.append(f"    durability    {_join(d['replaces'])}{missing}{'; syncs: ' + _join(d['syncs']) if d['syncs'] else ''}")
+    else:
+        lines.append(f"    durability    {'syncs: ' + _join(d['syncs']) if d['syncs'] else '—'}")
+    c = prof["connections"]
+    if c["accepts"]:
+        model = _join(c["readiness"] + c["event_libraries"], "no readiness API")
+        spawn = _join(c["threads"] + c["forks"], "no thread/process creation")
+        lines.append(f"    connections   {_join(c['accepts'])}; {model}; {spawn}")
+    else:
+        lines.append("    connections   —")
+    b = prof["batching"]
+    if b["single"]:
+        lines.append(f"    batching      {_join(b['single'])}{'' if b['vectored'] else ' — no writev/sendmsg'}"
+                     f"{'; ' + _join(b['vectored']) if b['vectored'] else ''}")
+    for area in ("zero-copy", "io_uring", "memory", "locking"):
+        if prof[area]:
+            lines.append(f"    {area:<13} {_join(prof[area])}")
+    for note in notes:
+        lines.append(f"    note          {note}")
+    return lines
