@@ -1,0 +1,178 @@
+"""The section and program header tables, the dynamic section and GNU version needs, decoded with
+struct from the bytes pyelftools locates. pyelftools' construct-based parsing costs ~300 Python-level
+parses per file; this reads the same fields in a handful of unpack calls, with every offset and
+count checked against the file's size, so hostile headers cannot make it loop or allocate wildly."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+MAX_SECTIONS = 1 << 16
+MAX_DYNAMIC = 100_000
+
+
+class Corrupt(Exception):
+    pass
+
+
+@dataclass
+class Section:
+    name: str
+    type: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+    link: int
+    entsize: int
+
+
+SHT_PROGBITS, SHT_SYMTAB, SHT_DYNAMIC, SHT_NOBITS, SHT_DYNSYM = 1, 2, 6, 8, 11
+SHF_EXECINSTR = 0x4
+PT_DYNAMIC, PT_INTERP = 2, 3
+DT_NEEDED, DT_FLAGS_1 = 1, 0x6FFFFFFB
+
+
+class Layout:
+    def __init__(self, fh, size: int, header, bits: int, little: bool):
+        self.fh, self.size, self.bits, self.little = fh, size, bits, little
+        self.e = "<" if little else ">"
+        self.sections = self._sections(header)
+        self.by_name = {}
+        for sec in self.sections:
+            self.by_name.setdefault(sec.name, sec)
+        self.segments = self._segments(header)
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size < 0 or offset > self.size:
+            raise Corrupt(f"data at offset {offset:#x} lies beyond the end of the file")
+        size = min(size, self.size - offset)
+        self.fh.seek(offset)
+        return self.fh.read(size)
+
+    def data(self, sec: Section) -> bytes:
+        if sec.type == SHT_NOBITS:
+            return b""
+        return self.read(sec.offset, sec.size)
+
+    def _sections(self, h) -> list:
+        shoff, shnum, shentsize, shstrndx = h["e_shoff"], h["e_shnum"], h["e_shentsize"], h["e_shstrndx"]
+        if shoff == 0:
+            return []
+        fmt = struct.Struct(self.e + ("IIQQQQIIQQ" if self.bits == 64 else "IIIIIIIIII"))
+        if shentsize < fmt.size:
+            raise Corrupt(f"section header entries of {shentsize} bytes are too small")
+        if shnum == 0:  # extended numbering: the count is in section 0's sh_size
+            shnum = fmt.unpack(self.read(shoff, fmt.size).ljust(fmt.size, b"\0"))[5]
+        if shnum > MAX_SECTIONS or shoff + shnum * shentsize > self.size:
+            raise Corrupt("section header table lies beyond the end of the file")
+        raw = self.read(shoff, shnum * shentsize)
+        rows = [fmt.unpack_from(raw, i * shentsize) for i in range(shnum)]
+        names = b""
+        if 0 < shstrndx < shnum:
+            r = rows[shstrndx]
+            names = self.read(r[4], min(r[5], 1 << 24)) if r[1] != SHT_NOBITS else b""
+        out = []
+        for r in rows:
+            end = names.find(b"\0", r[0]) if r[0] < len(names) else -1
+            name = names[r[0]:end].decode("latin-1") if end >= 0 else ""
+            out.append(Section(name, r[1], r[2], r[3], r[4], r[5], r[6], r[9]))
+        return out
+
+    def _segments(self, h) -> list:
+        phoff, phnum, phentsize = h["e_phoff"], h["e_phnum"], h["e_phentsize"]
+        if phoff == 0 or phnum == 0:
+            return []
+        fmt = struct.Struct(self.e + ("IIQQQQQQ" if self.bits == 64 else "IIIIIIII"))
+        if phentsize < fmt.size or phnum > 0xFFFF or phoff + phnum * phentsize > self.size:
+            raise Corrupt("program header table lies beyond the end of the file")
+        raw = self.read(phoff, phnum * phentsize)
+        out = []
+        for i in range(phnum):
+            r = fmt.unpack_from(raw, i * phentsize)
+            # (type, offset, filesz) in both layouts
+            out.append((r[0], r[2], r[5]) if self.bits == 64 else (r[0], r[1], r[4]))
+        return out
+
+    def interp(self):
+        for ptype, offset, filesz in self.segments:
+            if ptype == PT_INTERP:
+                return self.read(offset, min(filesz, 4096)).split(b"\0", 1)[0].decode("latin-1")
+        return None
+
+    def has_dynamic_segment(self) -> bool:
+        return any(ptype == PT_DYNAMIC for ptype, _, _ in self.segments)
+
+    def strings(self, index: int) -> bytes:
+        if 0 <= index < len(self.sections):
+            return self.data(self.sections[index])
+        return b""
+
+    def dynamic(self):
+        """(DT_NEEDED names, DT_FLAGS_1)."""
+        sec = self.by_name.get(".dynamic")
+        if sec is None or sec.type != SHT_DYNAMIC:
+            return [], 0
+        data = self.data(sec)
+        fmt = struct.Struct(self.e + ("qQ" if self.bits == 64 else "iI"))
+        strtab = self.strings(sec.link)
+        needed, flags_1 = [], 0
+        for i in range(min(len(data) // fmt.size, MAX_DYNAMIC)):
+            tag, val = fmt.unpack_from(data, i * fmt.size)
+            if tag == 0:
+                break
+            if tag == DT_NEEDED and val < len(strtab):
+                needed.append(strtab[val:strtab.find(b"\0", val)].decode("latin-1"))
+            elif tag == DT_FLAGS_1:
+                flags_1 = val
+        return needed, flags_1
+
+    def version_names(self) -> dict:
+        """vna_other index → version name, from .gnu.version_r (bounded walk)."""
+        sec = self.by_name.get(".gnu.version_r")
+        if sec is None:
+            return {}
+        data = self.data(sec)
+        strtab = self.strings(sec.link)
+        need, aux = struct.Struct(self.e + "HHIII"), struct.Struct(self.e + "IHHII")
+        names, off, guard = {}, 0, 0
+        while 0 <= off <= len(data) - need.size and guard < 4096:
+            _ver, cnt, _file, aux_off, nxt = need.unpack_from(data, off)
+            a = off + aux_off
+            for _ in range(min(cnt, 4096)):
+                if not 0 <= a <= len(data) - aux.size:
+                    break
+                _h, _f, other, name, anext = aux.unpack_from(data, a)
+                if name < len(strtab):
+                    names[other] = strtab[name:strtab.find(b"\0", name)].decode("latin-1")
+                if anext == 0:
+                    break
+                a += anext
+            guard += 1
+            if nxt == 0:
+                break
+            off += nxt
+        return names
+
+    def relocations(self, symbols_by_index) -> dict:
+        """GOT slot address → symbol name, from the PLT and dynamic relocation tables."""
+        out = {}
+        for name in (".rela.plt", ".rela.dyn", ".rel.plt", ".rel.dyn"):
+            sec = self.by_name.get(name)
+            if sec is None:
+                continue
+            rela = name.startswith(".rela")
+            if self.bits == 64:
+                fmt = struct.Struct(self.e + ("QQq" if rela else "QQ"))
+                shift = 32
+            else:
+                fmt = struct.Struct(self.e + ("IIi" if rela else "II"))
+                shift = 8
+            data = self.data(sec)
+            for i in range(len(data) // fmt.size):
+                r = fmt.unpack_from(data, i * fmt.size)
+                sym = r[1] >> shift
+                if sym and sym < len(symbols_by_index) and symbols_by_index[sym]:
+                    out[r[0]] = symbols_by_index[sym]
+        return out
