@@ -149,7 +149,7 @@ def _emit(args, report: Report, extra_status=None) -> int:
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    if args.format == "text" or args.output:
+    if args.format in ("text", "gitlab") or args.output:
         sys.stderr.write(render_errors(report))
     if extra_status is not None:
         print(f"syscall-lint: the recorded command exited with status {extra_status}", file=sys.stderr)

@@ -24,6 +24,7 @@ WRITE_METHODS = {"write", "writelines"}
 class Written:
     idents: set
     opened: int
+    opener: Optional[CallSite] = None
     handle: Optional[str] = None
     fd: Optional[str] = None
     buffered: bool = False
@@ -68,21 +69,23 @@ class _ScopeModel:
             if qual == "os.fdopen":
                 base = self._by("fd", ident(facts, call.arg(0, "fd")))
                 if base is not None and (mode is None or _is_write_mode(mode)):
-                    base.handle, base.buffered = target, not _unbuffered(call)
+                    base.handle, base.buffered, base.opener = target, not _unbuffered(call), call
                 return
             if _is_write_mode(mode):
-                w = Written({ident(facts, call.arg(0, "file"))}, call.order, handle=target, buffered=not _unbuffered(call))
+                w = Written({ident(facts, call.arg(0, "file"))}, call.order, call, handle=target,
+                            buffered=not _unbuffered(call))
                 if target:
                     w.idents.add(f"{target}.name")
                 self.files.append(w)
         elif qual == "tempfile.NamedTemporaryFile" and target:
-            self.files.append(Written({f"{target}.name"}, call.order, handle=target, buffered=not _unbuffered(call)))
+            self.files.append(Written({f"{target}.name"}, call.order, call, handle=target,
+                                      buffered=not _unbuffered(call)))
         elif qual == "tempfile.mkstemp" and len(call.targets) == 2:
-            self.files.append(Written({call.targets[1]}, call.order, fd=call.targets[0]))
+            self.files.append(Written({call.targets[1]}, call.order, call, fd=call.targets[0]))
         elif qual == "os.open":
             flags = facts.code(call.arg(1, "flags")) if call.arg(1, "flags") is not None else ""
             if any(f in flags for f in ("O_WRONLY", "O_RDWR", "O_CREAT")):
-                self.files.append(Written({ident(facts, call.arg(0, "path"))}, call.order, fd=target,
+                self.files.append(Written({ident(facts, call.arg(0, "path"))}, call.order, call, fd=target,
                                           sync_flag="O_SYNC" in flags or "O_DSYNC" in flags))
             elif target:
                 self.dir_fds.add(target)
@@ -158,16 +161,24 @@ def _renames(facts: Facts, model: _ScopeModel):
         synced = written.sync_flag or any(last < order < call.order for order, _, _ in model.syncs)
         label = call_label(call)
         src_code = facts.code(call.arg(0) if call.receiver is None or call.qual else call.receiver)
-        if not synced:
-            line = facts.position(next((c.node for o, c, _ in written.writes if o == last), call.node))[0] \
-                if written.writes else facts.position(call.node)[0]
-            yield Hit("SCL101", call.node, {"call": label, "src": _quoted(src_code),
-                                            "write_line": line}, {"write_line": line})
-            continue
         dir_synced = any(order > call.order for order, _, _ in model.syncs) or any(
             fd in model.dir_fds for _, _, fd in model.syncs)
+        if not synced:
+            fix = _sync_fix(facts, model, written, call)
+            if fix is not None and not dir_synced:
+                dst = call.arg(1) if call.receiver is None or call.qual else call.arg(0)
+                if dst is not None:  # the file's fsync alone would leave SCL102: fix both at once
+                    fix["dir_after"] = {"line": facts.position(call.node)[0], "dst": facts.code(dst)}
+            line = facts.position(next((c.node for o, c, _ in written.writes if o == last), call.node))[0] \
+                if written.writes else facts.position(call.node)[0]
+            yield Hit("SCL101", call.node, {"call": label, "src": _quoted(src_code), "write_line": line},
+                      {"write_line": line, "autofix": fix})
+            continue
         if not dir_synced:
-            yield Hit("SCL102", call.node, {"call": label, "src": _quoted(src_code)})
+            dst = call.arg(1) if call.receiver is None or call.qual else call.arg(0)
+            yield Hit("SCL102", call.node, {"call": label, "src": _quoted(src_code)},
+                      {"autofix": {"kind": "after", "line": facts.position(call.node)[0],
+                                   "dst": facts.code(dst) if dst is not None else None}})
 
 
 def _unflushed_syncs(facts: Facts, model: _ScopeModel):
@@ -187,8 +198,41 @@ def _unflushed_syncs(facts: Facts, model: _ScopeModel):
         write_call = next(c for o, c, _ in written.writes if o == last)
         line = facts.position(write_call.node)[0]
         yield Hit("SCL106", call.node, {"call": call_label(call), "handle": handle, "write_line": line},
-                  {"write_line": line})
+                  {"write_line": line, "autofix": {"kind": "before", "line": facts.position(call.node)[0],
+                                                   "code": [f"{handle}.flush()"]}})
 
 
 def _quoted(code: str) -> str:
     return code if code[:1] in ("'", '"') else f"'{code}'"
+
+
+def _sync_fix(facts: Facts, model: "_ScopeModel", written: Written, rename: CallSite):
+    """Where flush+fsync goes for SCL101: the end of the `with` block that wrote the file, or before
+    the statement that closes it, or before the rename. None where no mechanical fix is safe."""
+    if written.handle:
+        code = [f"{written.handle}.flush()", f"os.fsync({written.handle}.fileno())"]
+        if written.opener is not None and written.opener.with_node is not None:
+            return {"kind": "block_end", "line": facts.position(written.opener.with_node)[0], "code": code}
+        closer = next((c for c in written.opener.scope.calls if c.tail == "close" and c.receiver is not None
+                       and facts.key(c.receiver) == written.handle and c.order < rename.order), None) \
+            if written.opener is not None else None
+        anchor = closer or rename
+        return {"kind": "before", "line": facts.position(anchor.node)[0], "code": code}
+    if written.opener is None and len(written.writes) == 1 and written.writes[0][1].tail in ("write_text", "write_bytes"):
+        write = written.writes[0][1]
+        data = write.arg(0)
+        if data is None or len(write.node.args) > 2:
+            return None
+        binary = write.tail == "write_bytes"
+        encoding = write.keyword("encoding")
+        mode = '"wb"' if binary else '"w"' + (f", encoding={facts.code(encoding)}" if encoding is not None else "")
+        return {"kind": "replace", "line": facts.position(write.node)[0], "code": [
+            f"with open({facts.code(write.receiver)}, {mode}) as _fh:\n"
+            f"    _fh.write({facts.code(data)})\n    _fh.flush()\n    os.fsync(_fh.fileno())"]}
+    if written.fd:
+        closer = next((c for c in written.opener.scope.calls if c.qual == "os.close"
+                       and ident(facts, c.arg(0)) == written.fd and c.order < rename.order), None) \
+            if written.opener is not None else None
+        anchor = closer or rename
+        return {"kind": "before", "line": facts.position(anchor.node)[0], "code": [f"os.fsync({written.fd})"]}
+    return None

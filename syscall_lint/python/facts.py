@@ -66,6 +66,7 @@ class CallSite:
     order: int
     targets: tuple = ()
     qual: Optional[str] = None
+    with_node: Optional[cst.With] = None  # the `with` statement this call opens, if any
 
     @property
     def positional(self):
@@ -153,6 +154,7 @@ class _Collector(cst.CSTVisitor):
         self.classes: list[Optional[ClassInfo]] = [None]
         self.order = 0
         self.pending_targets: dict[int, tuple] = {}
+        self.pending_with: dict[int, cst.With] = {}
 
     # imports ---------------------------------------------------------------
     def visit_Import(self, node: cst.Import) -> None:
@@ -248,6 +250,11 @@ class _Collector(cst.CSTVisitor):
     def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
         self._record_assign([node.target], node.value)
 
+    def visit_With(self, node: cst.With) -> None:
+        for item in node.items:
+            if isinstance(item.item, cst.Call):
+                self.pending_with[id(item.item)] = node
+
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None:
             self._record_assign([node.asname.name], node.item)
@@ -264,7 +271,7 @@ class _Collector(cst.CSTVisitor):
             tail, receiver = "", None
         self.order += 1
         call = CallSite(node, dotted, tail, receiver, self.scopes[-1], self.loops[-1], self.order,
-                        self.pending_targets.pop(id(node), ()))
+                        self.pending_targets.pop(id(node), ()), with_node=self.pending_with.pop(id(node), None))
         self.facts.calls.append(call)
         self.scopes[-1].calls.append(call)
         if self.loops[-1] is not None:

@@ -1,0 +1,265 @@
+"""Where users meet it: flake8, pre-commit, SARIF/GitHub/GitLab/JUnit, baselines, --fix, the LSP."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, ROOT, run_cli, run_json
+
+SCHEMA = ROOT.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+
+
+def test_flake8_loads_the_plugin_and_agrees_with_check():
+    proc = subprocess.run([sys.executable, "-m", "flake8", "--select", "SCL", "--format",
+                           "%(path)s:%(row)d:%(col)d:%(code)s", str(FIXTURES / "python")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    ours = {(f["path"], f["line"], f["column"], f["code"])
+            for f in run_json("check", "--no-cache", FIXTURES / "python")[1]["findings"]}
+    theirs = set()
+    for line in proc.stdout.splitlines():
+        path, row, col, code = line.rsplit(":", 3)
+        theirs.add((path, int(row), int(col), code))
+    assert theirs == ours and len(ours) == 12
+
+
+def test_flake8_honours_noqa_like_check(tmp_path):
+    src = tmp_path / "x.py"
+    src.write_text("import os\ndef f(p):\n    with open('t', 'w') as fh:\n        fh.write('x')\n"
+                   "    os.replace('t', p)  # noqa: SCL101\n")
+    proc = subprocess.run([sys.executable, "-m", "flake8", "--select", "SCL", str(src)], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == ""
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_pre_commit_hook_in_a_temporary_repository(tmp_path):
+    pytest.importorskip("pre_commit")
+    repo = tmp_path / "project"
+    repo.mkdir()
+    env = dict(os.environ, PRE_COMMIT_HOME=str(tmp_path / "pc-home"), GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x.invalid",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x.invalid")
+    shutil.copy(FIXTURES / "python" / "config_writer_bad.py", repo / "bad.py")
+    shutil.copy(FIXTURES / "python" / "config_writer_good.py", repo / "good.py")
+    for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env)
+
+    def hook(*files):
+        return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "syscall-lint",
+                               "--files", *files], cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+
+    bad = hook("bad.py")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "SCL101" in bad.stdout and "Failed" in bad.stdout
+    good = hook("good.py")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "Passed" in good.stdout
+
+
+def _sarif_for(*args):
+    proc = run_cli(*args, "--format", "sarif")
+    return json.loads(proc.stdout)
+
+
+def test_sarif_validates_against_the_schema_for_every_source():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text())
+    docs = [
+        _sarif_for("check", "--no-cache", "fixtures/python"),
+        _sarif_for("trace", "fixtures/strace/careless_replace.strace", "fixtures/strace/http_server.strace"),
+        _sarif_for("audit", "fixtures/elf/x86_64", "fixtures/elf/aarch64/spin_volatile"),
+    ]
+    for doc, source in zip(docs, ("python", "strace", "elf")):
+        jsonschema.validate(doc, schema)
+        (run,) = doc["runs"]
+        assert run["automationDetails"]["id"] == f"syscall-lint/{source}/"
+        assert run["results"], source
+        rules = run["tool"]["driver"]["rules"]
+        assert all(r["help"]["markdown"] and r["helpUri"] and r["fullDescription"]["text"] for r in rules)
+        for result in run["results"]:
+            assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+            assert ":" in result["partialFingerprints"]["primaryLocationLineHash"]
+            uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            assert uri.startswith("fixtures/") and not uri.startswith("/")
+    region = docs[0]["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]
+    assert region["endColumn"] > region["startColumn"]
+
+
+def test_sarif_end_column_is_exclusive():
+    doc = _sarif_for("check", "--no-cache", "fixtures/python/config_writer_bad.py")
+    result = next(r for r in doc["runs"][0]["results"] if r["ruleId"] == "SCL101")
+    region = result["locations"][0]["physicalLocation"]["region"]
+    line = (FIXTURES / "python" / "config_writer_bad.py").read_text().splitlines()[region["startLine"] - 1]
+    assert line[region["startColumn"] - 1:region["endColumn"] - 1] == "os.replace(tmp_path, self.path)"
+
+
+def test_github_format_escapes(tmp_path):
+    from syscall_lint.output.github import escape_data, escape_property
+
+    assert escape_data("50% a\r\nb") == "50%25 a%0D%0Ab"
+    assert escape_property("a:b,c%") == "a%3Ab%2Cc%25"
+    weird = tmp_path / "we,ird:name.py"
+    shutil.copy(FIXTURES / "python" / "line_logger.py", weird)
+    proc = run_cli("check", "--no-cache", "--format", "github", weird)
+    lines = proc.stdout.splitlines()
+    assert lines and all(l.startswith("::warning file=") for l in lines)
+    assert "we%2Cird%3Aname.py,line=13,endLine=13,col=13," in lines[0]
+    assert "title=SCL201 unbatched-writes::" in lines[0]
+
+
+def test_gitlab_and_junit_formats():
+    proc = run_cli("check", "--no-cache", "--format", "gitlab", "fixtures/python")
+    issues = json.loads(proc.stdout)
+    assert len(issues) == 12 and all(i["location"]["lines"]["begin"] >= 1 and i["fingerprint"] for i in issues)
+    assert len({i["fingerprint"] for i in issues}) == 12
+    proc = run_cli("check", "--no-cache", "--format", "junit", "fixtures/python")
+    suite = ET.fromstring(proc.stdout).find("testsuite")
+    assert suite.get("failures") == "12" and len(suite.findall("testcase/failure")) == 12
+
+
+def test_baseline_makes_the_next_run_clean_and_new_problems_still_fail(tmp_path):
+    work = tmp_path / "legacy"
+    shutil.copytree(FIXTURES / "python", work)
+    baseline = tmp_path / "baseline.json"
+    proc = run_cli("check", "--no-cache", "--write-baseline", baseline, ".", cwd=work)
+    assert proc.returncode == 1 and baseline.is_file()
+    assert run_cli("check", "--no-cache", "--baseline", baseline, ".", cwd=work).returncode == 0
+    # unrelated edits move every line: the baseline still holds
+    target = work / "config_writer_bad.py"
+    target.write_text("# a new header comment\n\n" + target.read_text())
+    assert run_cli("check", "--no-cache", "--baseline", baseline, ".", cwd=work).returncode == 0
+    # a newly planted problem fails
+    (work / "new.py").write_text("import os\n\ndef f(fd, rows):\n    for r in rows:\n        os.write(fd, r)\n")
+    proc, doc = run_json("check", "--no-cache", "--baseline", baseline, ".", cwd=work)
+    assert proc.returncode == 1 and [(f["path"], f["code"]) for f in doc["findings"]] == [("new.py", "SCL201")]
+    assert run_cli("check", "--baseline", tmp_path / "missing.json", ".", cwd=work).returncode == 2
+
+
+def test_fix_makes_the_fixtures_pass_and_is_idempotent(tmp_path):
+    work = tmp_path / "code"
+    shutil.copytree(FIXTURES / "python", work)
+    before = run_json("check", "--no-cache", "--select", "SCL1", ".", cwd=work)[1]["findings"]
+    assert {f["code"] for f in before} == {"SCL101", "SCL102", "SCL106"}
+    # safe fixes only: SCL106
+    run_cli("check", "--no-cache", "--fix", ".", cwd=work)
+    after_safe = run_json("check", "--no-cache", "--select", "SCL1", ".", cwd=work)[1]["findings"]
+    assert "SCL106" not in {f["code"] for f in after_safe} and "SCL101" in {f["code"] for f in after_safe}
+    run_cli("check", "--no-cache", "--fix", "--unsafe-fixes", ".", cwd=work)
+    proc, doc = run_json("check", "--no-cache", "--select", "SCL1", ".", cwd=work)
+    assert doc["findings"] == [] and proc.returncode == 0
+    snapshot = {p.name: p.read_text() for p in work.glob("*.py")}
+    diff = run_cli("check", "--no-cache", "--diff", "--unsafe-fixes", ".", cwd=work)
+    assert diff.stdout == "" and diff.returncode == 0
+    run_cli("check", "--no-cache", "--fix", "--unsafe-fixes", ".", cwd=work)
+    assert {p.name: p.read_text() for p in work.glob("*.py")} == snapshot
+    for path in work.glob("*.py"):
+        compile(path.read_text(), str(path), "exec")
+    # comments and formatting survive
+    assert "# expect: SCL101" in snapshot["config_writer_bad.py"]
+
+
+def test_diff_previews_without_writing(tmp_path):
+    target = tmp_path / "w.py"
+    original = (FIXTURES / "python" / "config_writer_bad.py").read_text()
+    target.write_text(original)
+    proc = run_cli("check", "--no-cache", "--diff", target)
+    assert "+            tmp.flush()" in proc.stdout and proc.returncode == 1
+    assert target.read_text() == original
+
+
+class LspClient:
+    """A minimal LSP client speaking JSON-RPC over the server's stdio."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-m", "syscall_lint", "lsp"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                                     env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        self.next_id = 0
+        self.notifications = []
+
+    def send(self, payload):
+        body = json.dumps(payload).encode()
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.proc.stdin.flush()
+
+    def read(self):
+        length = None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise EOFError(self.proc.stderr.read().decode())
+            if line in (b"\r\n", b"\n"):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        return json.loads(self.proc.stdout.read(length))
+
+    def request(self, method, params):
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+        while True:
+            msg = self.read()
+            if msg.get("id") == self.next_id and "method" not in msg:
+                return msg
+            self.notifications.append(msg)
+
+    def notify(self, method, params):
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def wait_for(self, method):
+        for i, msg in enumerate(self.notifications):
+            if msg.get("method") == method:
+                return self.notifications.pop(i)
+        while True:
+            msg = self.read()
+            if msg.get("method") == method:
+                return msg
+            self.notifications.append(msg)
+
+
+def test_language_server_session_over_stdio():
+    pytest.importorskip("pygls")
+    client = LspClient()
+    try:
+        init = client.request("initialize", {"processId": os.getpid(), "rootUri": ROOT.as_uri(), "capabilities": {}})
+        caps = init["result"]["capabilities"]
+        assert caps["codeActionProvider"] and caps["hoverProvider"]
+        client.notify("initialized", {})
+        path = FIXTURES / "python" / "config_writer_bad.py"
+        uri = path.as_uri()
+        text = path.read_text()
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                                "text": text}})
+        diags = client.wait_for("textDocument/publishDiagnostics")["params"]
+        assert diags["uri"] == uri
+        codes = sorted(d["code"] for d in diags["diagnostics"])
+        assert codes == ["SCL101", "SCL101", "SCL102", "SCL106"]
+        scl106 = next(d for d in diags["diagnostics"] if d["code"] == "SCL106")
+        assert scl106["range"]["start"] == {"line": 22, "character": 12}
+        assert scl106["codeDescription"]["href"].endswith("SCL106.md") and "Decision tree" in scl106["message"]
+        actions = client.request("textDocument/codeAction", {
+            "textDocument": {"uri": uri}, "range": scl106["range"], "context": {"diagnostics": [scl106]}})["result"]
+        titles = [a["title"] for a in actions]
+        assert any(t.startswith("Fix SCL106") for t in titles) and "Add `# noqa: SCL106` to this line" in titles
+        fix = next(a for a in actions if a["title"].startswith("Fix SCL106"))
+        new_text = fix["edit"]["changes"][uri][0]["newText"]
+        assert "tmp.flush()\n            os.fsync(tmp.fileno())" in new_text
+        hover = client.request("textDocument/hover", {"textDocument": {"uri": uri},
+                                                      "position": {"line": 22, "character": 14}})["result"]
+        assert "## Why is this bad?" in hover["contents"]["value"]
+        # a change that fixes the file clears the diagnostics (debounced)
+        client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
+                                                 "contentChanges": [{"text": "x = 1\n"}]})
+        cleared = client.wait_for("textDocument/publishDiagnostics")["params"]
+        assert cleared["diagnostics"] == []
+        assert client.request("shutdown", None)["result"] is None
+        client.notify("exit", None)
+        assert client.proc.wait(timeout=10) == 0
+    finally:
+        if client.proc.poll() is None:
+            client.proc.kill()
