@@ -53,30 +53,31 @@ class Rule:
         return {key: spec["default"] for key, spec in self.options.items()}
 
 
-def _catalog_dir() -> Path:
+def _catalog_dir():
+    """The catalog folder: the checkout's rules/, or the installed package data (a Traversable)."""
     checkout = Path(__file__).resolve().parent.parent / "rules"
     if (checkout / "decision_trees.toml").is_file():
         return checkout
     from importlib import resources
 
-    return Path(str(resources.files("syscall_lint.catalog_data")))
+    return resources.files("syscall_lint.catalog_data")
 
 
 class Catalog:
-    def __init__(self, directory: Path):
+    def __init__(self, directory):
         self.directory = directory
         digest = hashlib.sha256()
-        with open(directory / "decision_trees.toml", "rb") as fh:
-            raw = fh.read()
+        raw = (directory / "decision_trees.toml").read_bytes()
         digest.update(raw)
         self.trees = {
             key: DecisionTree(key, v["title"], v["question"], v["tree"].strip("\n"))
             for key, v in toml.loads(raw.decode()).items()
         }
         self.rules: dict[str, Rule] = {}
-        for path in sorted(directory.glob("SCL*.toml")):
-            with open(path, "rb") as fh:
-                raw = fh.read()
+        files = sorted((p for p in directory.iterdir() if p.name.startswith("SCL") and p.name.endswith(".toml")),
+                       key=lambda p: p.name)
+        for path in files:
+            raw = path.read_bytes()
             digest.update(raw)
             rule = self._rule(toml.loads(raw.decode()), path.name)
             self.rules[rule.code] = rule

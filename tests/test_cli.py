@@ -135,3 +135,29 @@ def test_cache_gives_same_results_and_is_written_durably(tmp_path):
 def test_dogfood_syscall_lint_passes_its_own_rules():
     proc = run_cli("check", "--no-cache", ROOT / "syscall_lint")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_wheel_installs_a_working_tool_with_its_catalog(tmp_path):
+    """A plain (non-editable) install in a fresh venv: the console script, the catalog, the rules."""
+    import subprocess
+    import sys
+    import venv
+
+    wheelhouse = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(wheelhouse), str(ROOT)], check=True, timeout=300)
+    (wheel,) = wheelhouse.glob("syscall_lint-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
+    tool = env_dir / "bin" / "syscall-lint"
+    clean_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([str(tool), "rule", "SCL501"], capture_output=True, text=True, cwd=tmp_path, env=clean_env)
+    assert proc.returncode == 0 and "memory-ordering" in proc.stdout.lower() or "Memory ordering" in proc.stdout
+    where = subprocess.run([str(py), "-c", "import syscall_lint, sys; print(syscall_lint.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=clean_env).stdout
+    assert str(env_dir) in where  # the installed copy, not the checkout
+    proc = subprocess.run([str(tool), "check", "--no-cache", str(FIXTURES / "python")], capture_output=True,
+                          text=True, cwd=tmp_path, env=clean_env)
+    assert proc.returncode == 1 and proc.stdout.count("SCL") == 12, proc.stderr
