@@ -37,7 +37,7 @@ def test_json_shape_matches_contract():
 def test_path_is_as_given_joined_with_file(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "w.py").write_text(
-        "import os\ndef f(p):\n    with open('t', 'w') as fh:\n        fh.write('x')\n    os.replace('t', p)\n")
+        "import os\ndef f(p):\n    with open('t.tmp', 'w') as fh:\n        fh.write('x')\n    os.replace('t.tmp', p)\n")
     proc, doc = run_json("check", "--no-cache", "pkg", cwd=tmp_path)
     assert [f["path"] for f in doc["findings"]] == [os.path.join("pkg", "w.py")]
 
@@ -105,7 +105,8 @@ def test_explicit_config_file(tmp_path):
 
 
 def test_bad_inputs_are_reported_and_the_rest_is_analysed(tmp_path):
-    (tmp_path / "syntax.py").write_text("import os\nos.replace(\n")
+    # a syntax error is reported where a rule needs the file parsed (the pre-screen is textual)
+    (tmp_path / "syntax.py").write_text("import os\nwith open('a.tmp', 'w') as f:\n    f.write(\nos.replace('a.tmp', 'a')\n")
     (tmp_path / "binary.py").write_bytes(b"\x00\x01\x02os.replace")
     (tmp_path / "latin.py").write_bytes(b"s = '\xe9'  # os.replace\n")
     (tmp_path / "empty.py").write_text("")

@@ -31,8 +31,8 @@ def test_flake8_loads_the_plugin_and_agrees_with_check():
 
 def test_flake8_honours_noqa_like_check(tmp_path):
     src = tmp_path / "x.py"
-    src.write_text("import os\ndef f(p):\n    with open('t', 'w') as fh:\n        fh.write('x')\n"
-                   "    os.replace('t', p)  # noqa: SCL101\n")
+    src.write_text("import os\ndef f(p):\n    with open('t.tmp', 'w') as fh:\n        fh.write('x')\n"
+                   "    os.replace('t.tmp', p)  # noqa: SCL101\n")
     proc = subprocess.run([sys.executable, "-m", "flake8", "--select", "SCL", str(src)], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout == ""
 

@@ -45,10 +45,15 @@ def decode(data: bytes) -> str:
 
 
 def _modules(text: str, enabled: set) -> set:
+    return _plan(text, enabled)[0]
+
+
+def _plan(text: str, enabled: set):
+    """(modules to run, source to give libcst, line map or None for the whole file)."""
     wanted = {m for m, codes in MODULE_CODES.items() if codes & enabled}
     wanted &= prescreen.text_modules(text)
     if not wanted:
-        return wanted
+        return wanted, text, None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -57,10 +62,17 @@ def _modules(text: str, enabled: set) -> set:
         raise BadInput(f"syntax error at {exc.lineno}:{exc.offset}: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         raise BadInput("too deeply nested to parse") from None
-    return wanted & prescreen.modules_for(prescreen.ast_facts(tree))
+    modules, parts = prescreen.plan(tree, text)
+    modules &= wanted
+    if not modules or parts is None:
+        return modules, text, None
+    source, line_map = prescreen.snippet(tree, text, parts)
+    if len(source) > 0.6 * len(text):
+        return modules, text, None  # most of the file anyway: parse it as it is
+    return modules, source, line_map
 
 
-def run_modules(text: str, modules: set):
+def run_modules(text: str, modules: set, line_map=None):
     """Parse with libcst and run the selected rule modules; yields (Hit, Facts)."""
     import libcst as cst
 
@@ -69,7 +81,7 @@ def run_modules(text: str, modules: set):
     impl = {"durability": durability, "batching": batching, "connections": connections, "ordering": ordering}
     try:
         module = cst.parse_module(text)
-        collected = facts.collect(module)
+        collected = facts.collect(module, line_map)
     except cst.ParserSyntaxError as exc:
         raise BadInput(f"syntax error at {exc.raw_line}:{exc.raw_column + 1}: {exc.message}") from None
     except RecursionError:
@@ -82,13 +94,16 @@ def run_modules(text: str, modules: set):
 def analyze(text: str, path: str, settings, gate: bool = True) -> list:
     """Findings for one file's text. Raises BadInput for files that cannot be analysed."""
     enabled = settings.enabled_codes(path)
-    modules = _modules(text, enabled) if gate else set(MODULE_CODES)
+    if gate:
+        modules, source, line_map = _plan(text, enabled)
+    else:
+        modules, source, line_map = set(MODULE_CODES), text, None
     lines = text.splitlines()
     out = []
     suppressions = Suppressions(text)
     seen = set()
     if modules:
-        for hit, collected in run_modules(text, modules):
+        for hit, collected in run_modules(source, modules, line_map):
             if hit.code not in enabled:
                 continue
             line, col, end_line, end_col = collected.position(hit.node)

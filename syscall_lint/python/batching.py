@@ -19,6 +19,7 @@ SEND_METHODS = {"send", "sendall"}
 WAITS = {"recv", "recv_into", "recvfrom", "recvmsg", "read", "readline", "readinto", "readlines", "read1",
          "accept", "input", "select", "poll", "sleep", "get", "wait", "join", "sendfile", "connect",
          "getresponse", "urlopen", "request", "communicate", "next", "__next__", "result"}
+WAIT_WORDS = ("read", "recv", "get", "wait", "accept", "poll", "select", "sleep")
 REQUEST_HANDLER_BASES = ("socketserver.BaseRequestHandler", "socketserver.StreamRequestHandler",
                          "socketserver.DatagramRequestHandler", "http.server.BaseHTTPRequestHandler",
                          "http.server.SimpleHTTPRequestHandler")
@@ -56,6 +57,40 @@ def _unbuffered_handles(scope) -> set:
     return out
 
 
+def _target_made_in_loop(facts: Facts, call: CallSite, loop) -> bool:
+    """A socket, fd or file made afresh in each iteration gets one write each: nothing to batch."""
+    if call.qual == "os.write":
+        target = call.arg(0)
+    elif call.qual == "builtins.print":
+        target = call.keyword("file")
+    else:
+        target = call.receiver
+    if target is None:
+        return False
+    name = facts.key(target)
+    if isinstance(loop.node, (cst.For,)) and name in _names(facts, loop.node.target):
+        return True
+    for _, targets, value in call.scope.assigns:
+        if name in targets and _inside(facts, value, loop.node):
+            return True
+    return False
+
+
+def _names(facts: Facts, node) -> set:
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return {n for e in node.elements for n in _names(facts, e.value)}
+    return {facts.key(node)}
+
+
+def _inside(facts: Facts, node, outer) -> bool:
+    try:
+        a, b = facts.positions[node], facts.positions[outer]
+    except KeyError:
+        return False
+    return (b.start.line, b.start.column) <= (a.start.line, a.start.column) and \
+        (a.end.line, a.end.column) <= (b.end.line, b.end.column)
+
+
 def _is_partial_write_loop(facts: Facts, call: CallSite) -> bool:
     """`n = os.write(fd, data)` uses the count to retry; `write(data[i:i+n])` chunks one big buffer."""
     if call.targets:
@@ -75,7 +110,10 @@ def check(facts: Facts):
             body = _all_calls(scope, loop)
             tails = {c.tail for c in body}
             reads_file = any(c.tail in ("read", "readinto", "read1") for c in body)
-            waits = bool(tails & WAITS)
+            # a loop that reads, receives, waits or takes from a queue answers input: the write per
+            # iteration is the protocol (telnet's rawq_getchar, read_eager, queue.get_nowait...)
+            waits = bool(tails & WAITS) or any(w in t.lower() for t in tails for w in WAIT_WORDS)
+            datagrams = bool(tails & {"sendto", "recvfrom", "sendmsg"})
             for call in loop.calls:
                 if call.loop is not loop:
                     continue
@@ -84,10 +122,10 @@ def check(facts: Facts):
                 if sends and reads_file and not any(c.tail in ("recv", "recv_into", "accept") for c in body):
                     yield Hit("SCL401", call.node, {"call": call_label(call)})
                     continue
-                if waits:
-                    continue
+                if waits or datagrams:
+                    continue  # datagrams are messages: one send each is the semantics, not a tax
                 reason = _per_call_syscall(facts, call, sockets, in_handler, unbuffered, body)
-                if reason and not _is_partial_write_loop(facts, call):
+                if reason and not _is_partial_write_loop(facts, call) and not _target_made_in_loop(facts, call, loop):
                     yield Hit("SCL201", call.node, {"call": call_label(call), "why": reason, "cost_ns": COST_NS})
 
 
@@ -108,12 +146,14 @@ def _per_call_syscall(facts, call: CallSite, sockets, in_handler, unbuffered, bo
     if call.tail in ("write", "writelines") and call.receiver is not None and facts.key(call.receiver) in unbuffered:
         return "the file was opened with buffering=0, so every write is a syscall; open it buffered"
     if call.qual == "builtins.print":
-        flush = call.keyword("flush")
-        if flush is not None and getattr(flush, "value", None) == "True":
+        flush, out = call.keyword("flush"), call.keyword("file")
+        # progress output to the terminal flushes on purpose; a file written line by line does not need to
+        to_file = out is not None and facts.key(out) not in ("sys.stdout", "sys.stderr", "sys.__stdout__")
+        if to_file and flush is not None and getattr(flush, "value", None) == "True":
             return "flush=True forces a write syscall per line; flush once after the loop"
     if call.tail == "flush" and call.receiver is not None and not call.node.args:
         name = facts.key(call.receiver)
-        if name in ("sys.stdout", "sys.stderr") or any(
+        if name not in ("sys.stdout", "sys.stderr") and any(
                 c.tail in ("write", "writelines") and c.receiver is not None and facts.key(c.receiver) == name for c in body):
             return "flushing per iteration turns a buffered writer back into a syscall per write; flush once after the loop"
     return None

@@ -143,6 +143,23 @@ class _ScopeModel:
         return max(before) if before else written.opened
 
 
+TEMP_HINTS = ("tmp", "temp", "new", "part", "stag", "swp", "~", "lock", "next", "pending", "work", "incoming")
+
+
+def _is_replace(facts: Facts, written: Written, rename: CallSite, src_code: str) -> bool:
+    """A durable-replace question only arises when a temporary file is published under another name:
+    a tempfile-made file, a temp-looking name, or a name derived from the target (path + ".new").
+    Moving a file that was simply written (tests, archives) is not a replace."""
+    if written.opener is not None and written.opener.qual in ("tempfile.mkstemp", "tempfile.NamedTemporaryFile"):
+        return True
+    texts = [src_code.lower()] + [i.lower() for i in written.idents if i]
+    if any(hint in text for text in texts for hint in TEMP_HINTS):
+        return True
+    dst = rename.arg(1) if rename.receiver is None or rename.qual else rename.arg(0)
+    dst_code = facts.code(dst) if dst is not None else ""
+    return bool(dst_code) and any(dst_code in text and dst_code != text for text in texts)
+
+
 def check(facts: Facts):
     for scope in facts.scopes:
         if not any(c.qual in SYNCS or c.qual in RENAMES or c.tail in ("rename", "replace") for c in scope.calls):
@@ -161,6 +178,8 @@ def _renames(facts: Facts, model: _ScopeModel):
         synced = written.sync_flag or any(last < order < call.order for order, _, _ in model.syncs)
         label = call_label(call)
         src_code = facts.code(call.arg(0) if call.receiver is None or call.qual else call.receiver)
+        if not _is_replace(facts, written, call, src_code):
+            continue
         dir_synced = any(order > call.order for order, _, _ in model.syncs) or any(
             fd in model.dir_fds for _, _, fd in model.syncs)
         if not synced:

@@ -94,9 +94,10 @@ class ClassInfo:
 
 
 class Facts:
-    def __init__(self, module: cst.Module, positions):
+    def __init__(self, module: cst.Module, positions, line_map=None):
         self.module = module
         self.positions = positions
+        self.line_map = line_map  # snippet line -> file line, when libcst saw only parts of the file
         self.imports: dict[str, str] = {}
         self.calls: list[CallSite] = []
         self.scopes: list[Scope] = []
@@ -117,8 +118,11 @@ class Facts:
 
     def position(self, node: cst.CSTNode):
         rng = self.positions[node]
+        start, end = rng.start.line, rng.end.line
+        if self.line_map is not None:
+            start, end = self.line_map[start], self.line_map[end]
         # libcst columns are 0-based; findings are 1-based with an exclusive end column + 1.
-        return rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
+        return start, rng.start.column + 1, end, rng.end.column + 1
 
     def resolve(self, dotted: Optional[str]) -> Optional[str]:
         if not dotted:
@@ -278,10 +282,10 @@ class _Collector(cst.CSTVisitor):
             self.loops[-1].calls.append(call)
 
 
-def collect(module: cst.Module) -> Facts:
+def collect(module: cst.Module, line_map=None) -> Facts:
     wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
-    facts = Facts(module, positions)
+    facts = Facts(module, positions, line_map)
     wrapper.visit(_Collector(facts))
     facts.finish()
     return facts

@@ -1,44 +1,61 @@
 """Cheap, conservative gates in front of libcst.
 
-Stage 1 is textual: a rule can only fire if words it needs appear in the file. Stage 2 parses with
-`ast` (~10x cheaper than libcst) and collects the call names (through import aliases), the call
-names inside loops, and class base names; a rule module runs only if the facts it needs are there.
-Both stages only ever drop files on which the rule provably stays silent: every rule in this package
-needs a call or base whose last name is in its gate, and the gates see the same names libcst does.
+Stage 1 is textual: a rule module can only report if words its rules need appear in the file.
+Stage 2 parses with `ast` (several times cheaper than libcst) and asks, per function and per loop,
+the same structural questions the libcst rules ask, only more loosely: a rule module runs only if
+some function or loop has the calls it needs. Both stages only drop files on which the rules
+provably stay silent; a test checks gated and ungated runs agree on the fixtures and the stdlib.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
 
-RENAME = {"rename", "replace", "renames", "move"}
-WRITE_OPEN = {"open", "fdopen", "NamedTemporaryFile", "mkstemp", "write_text", "write_bytes"}
-SYNC = {"fsync", "fdatasync"}
-LOOP_OUTPUT = {"write", "writelines", "send", "sendall", "print", "flush"}
+RENAME_TAILS = {"rename", "replace", "renames", "move"}
+OPEN_TAILS = {"open", "fdopen", "NamedTemporaryFile", "mkstemp", "write_text", "write_bytes"}
+SYNC_TAILS = {"fsync", "fdatasync"}
 SERVERS = {"ThreadingMixIn", "ThreadingTCPServer", "ThreadingUnixStreamServer", "ThreadingHTTPServer",
            "ForkingMixIn", "ForkingTCPServer", "ForkingUnixStreamServer"}
 SPAWNERS = {"Thread", "start_new_thread", "start_new", "_start_new_thread", "fork", "forkpty", "Process"}
 SHARED = {"SharedMemory", "ShareableList", "mmap", "RawValue", "RawArray", "Value", "Array"}
 
-# Stage 1: per analysis module, a regex that must match somewhere in the text.
-TEXT = {
-    "durability": re.compile(r"rename|replace|move|fsync|fdatasync"),
-    "batching": re.compile(r"write|send|print|flush"),
-    "connections": re.compile(r"Thread|Forking|fork|Process|start_new"),
-    "ordering": re.compile(r"SharedMemory|ShareableList|mmap|RawValue|RawArray|Value|Array"),
-}
+_OS_WRITE = re.compile(r"\bos\s*\.\s*write\b|^[ \t]*(?:import os as|from os import[^\n]*\bwrite\b)", re.M)
+# Stage 1 uses substring tests (C speed, several hundred MB/s); a word missing means the rule's call
+# cannot be there. Substrings are looser than words, which only keeps more files.
+RENAME_WORDS = ("rename", "replace", "move", "fsync", "fdatasync")
+OPEN_WORDS = ("open", "NamedTemporaryFile", "mkstemp", "write_text", "write_bytes")
+SERVER_WORDS = ("ThreadingMixIn", "ThreadingTCPServer", "ThreadingUnixStreamServer", "ThreadingHTTPServer",
+                "ForkingMixIn", "ForkingTCPServer", "ForkingUnixStreamServer", "accept")
+SHARED_WORDS = ("SharedMemory", "ShareableList", "mmap", "RawValue", "RawArray", "Value", "Array", "sharedctypes")
 
 
-@dataclass
-class AstFacts:
-    calls: set = field(default_factory=set)
-    loop_calls: set = field(default_factory=set)
-    bases: set = field(default_factory=set)
+_RENAME_CALL = re.compile(r"\b(?:rename|replace|renames|move|fsync|fdatasync)\s*\(")
+_IMPORTED = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[^\n]*\b(?:rename|replace|renames|move|fsync|fdatasync)\b", re.M)
+_SERVER = re.compile(r"Threading(?:MixIn|TCPServer|UnixStreamServer|HTTPServer)|"
+                     r"Forking(?:MixIn|TCPServer|UnixStreamServer)|\baccept\s*\(")
+# Value/Array are raw only with lock=False; the others are raw by construction
+_SHARED = re.compile(r"SharedMemory|ShareableList|\bmmap\b|RawValue|RawArray|sharedctypes|lock\s*=\s*False")
+_SEND_OR_FLUSH = re.compile(r"\bsend(?:all)?\s*\(|\.flush\s*\(|flush\s*=|buffering")
 
 
-def _tail(node) -> str | None:
+def text_modules(text: str) -> set:
+    """Substring tests first (C speed); a regex confirms only where the substrings are present."""
+    out = set()
+    if any(w in text for w in RENAME_WORDS) and any(w in text for w in OPEN_WORDS) and (
+            _RENAME_CALL.search(text) or _IMPORTED.search(text)):
+        out.add("durability")
+    if (("send" in text or "flush" in text or "buffering" in text) and _SEND_OR_FLUSH.search(text)) or (
+            "write" in text and _OS_WRITE.search(text)):
+        out.add("batching")
+    if any(w in text for w in SERVER_WORDS) and _SERVER.search(text):
+        out.add("connections")
+    if "while" in text and any(w in text for w in SHARED_WORDS) and _SHARED.search(text):
+        out.add("ordering")
+    return out
+
+
+def _tail(node):
     if isinstance(node, ast.Attribute):
         return node.attr
     if isinstance(node, ast.Name):
@@ -46,76 +63,239 @@ def _tail(node) -> str | None:
     return None
 
 
-class _Walker(ast.NodeVisitor):
+class _Scope:
+    __slots__ = ("tails", "renames", "writes_open", "syncs")
+
     def __init__(self):
-        self.facts = AstFacts()
-        self.aliases: dict = {}
-        self.loop_depth = 0
+        self.tails = set()
+        self.renames = False
+        self.writes_open = False
+        self.syncs = False
 
-    def visit_ImportFrom(self, node):
-        for alias in node.names:
-            if alias.asname:
-                self.aliases[alias.asname] = alias.name
 
-    def visit_Import(self, node):
-        for alias in node.names:
-            if alias.asname:
-                self.aliases[alias.asname] = alias.name.rsplit(".", 1)[-1]
+class _Walker(ast.NodeVisitor):
+    """One pass: per-function call facts (nested functions count for their parents too, which
+    only makes the gate looser) and per-loop facts for the batching, connections and ordering rules."""
 
-    def _loop(self, node):
-        self.loop_depth += 1
+    def __init__(self, aliases, unbuffered: bool, servers=SERVERS):
+        self.aliases = aliases
+        self.unbuffered = unbuffered
+        self.servers = servers  # the stdlib's threading/forking servers and this file's subclasses
+        self.scopes = [_Scope()]
+        self.all_scopes = [self.scopes[0]]
+        self.loops = []  # stack of sets of (tail, call node)
+        self.batching = False
+        self.connections = False
+        self.shared = False
+        self.while_loops = False
+
+    def _name(self, node):
+        name = _tail(node)
+        return self.aliases.get(name, name)
+
+    def visit_FunctionDef(self, node):
+        scope = _Scope()
+        self.scopes.append(scope)
+        self.all_scopes.append(scope)
+        saved, self.loops = self.loops, []
         self.generic_visit(node)
-        self.loop_depth -= 1
+        self.loops = saved
+        self.scopes.pop()
+        parent = self.scopes[-1]
+        parent.tails |= scope.tails
 
-    visit_For = visit_AsyncFor = visit_While = _loop
-    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _loop
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_ClassDef(self, node):
-        for base in node.bases:
-            name = _tail(base)
-            if name:
-                self.facts.bases.add(name)
+        if any(self._name(b) in self.servers for b in node.bases):
+            self.connections = True
+            if isinstance(self.servers, set):
+                self.servers.add(node.name)
         self.generic_visit(node)
+
+    def _loop(self, node):
+        if isinstance(node, ast.While):
+            self.while_loops = True
+        self.loops.append([])
+        self.generic_visit(node)
+        calls = self.loops.pop()
+        self._judge_loop(calls)
+        if self.loops:
+            self.loops[-1].extend(calls)
+
+    visit_For = visit_AsyncFor = visit_While = visit_ListComp = visit_SetComp = visit_DictComp = \
+        visit_GeneratorExp = _loop
+
+    def _judge_loop(self, calls):
+        tails = {t for t, _ in calls}
+        if "accept" in tails and tails & SPAWNERS:
+            self.connections = True
+        if tails & {"send", "sendall", "flush"}:
+            self.batching = True
+        for tail, call in calls:
+            if tail == "print" and any(k.arg == "flush" for k in call.keywords):
+                self.batching = True
+            elif tail in ("write", "writelines"):
+                func = call.func
+                # os.write (through any alias), a bare `write` imported from os, or any write when
+                # the file opens something unbuffered
+                if self.unbuffered or isinstance(func, ast.Name) or (
+                        isinstance(func.value, ast.Name) and (func.value.id == "os" or self.aliases.get(func.value.id) == "os")):
+                    self.batching = True
 
     def visit_Call(self, node):
-        name = _tail(node.func)
+        name = self._name(node.func)
+        scope = self.scopes[-1]
         if name:
-            self.facts.calls.add(name)
-            if self.loop_depth:
-                self.facts.loop_calls.add(name)
+            scope.tails.add(name)
+            if name in RENAME_TAILS:
+                is_method = isinstance(node.func, ast.Attribute)
+                # os.replace(a, b) / shutil.move, or Path.replace(target): one positional argument
+                if not is_method or len(node.args) >= 2 or (len(node.args) == 1 and len(node.keywords) == 0
+                                                             and not isinstance(node.args[0], ast.Starred)):
+                    scope.renames = True
+            elif name in OPEN_TAILS:
+                scope.writes_open = True
+            elif name in SYNC_TAILS:
+                scope.syncs = True
+            elif name in SERVERS:
+                self.connections = True
+            elif name in SHARED:
+                self.shared = True
+            if self.loops:
+                self.loops[-1].append((name, node))
         self.generic_visit(node)
 
-    def finish(self) -> AstFacts:
-        f = self.facts
-        for alias, original in self.aliases.items():
-            if alias in f.calls:
-                f.calls.add(original)
-            if alias in f.loop_calls:
-                f.loop_calls.add(original)
-            if alias in f.bases:
-                f.bases.add(original)
-        return f
+
+def _aliases(tree) -> dict:
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name.rsplit(".", 1)[-1]
+    return aliases
 
 
-def ast_facts(tree: ast.AST) -> AstFacts:
-    walker = _Walker()
-    walker.visit(tree)
-    return walker.finish()
-
-
-def modules_for(f: AstFacts) -> set:
-    """Which analysis modules can possibly report on a file with these facts."""
+def _judge(node, aliases, unbuffered, seen=None, servers=SERVERS) -> set:
+    walker = _Walker(aliases, unbuffered, servers)
+    walker.visit(node)
+    if seen is not None:  # SCL501 follows shared objects across functions: gather file-wide
+        seen["shared"] = seen.get("shared", False) or walker.shared
+        seen["while"] = seen.get("while", False) or walker.while_loops
     wanted = set()
-    if (f.calls & RENAME and f.calls & WRITE_OPEN) or (f.calls & SYNC and f.calls & WRITE_OPEN):
+    if any(s.writes_open and (s.renames or s.syncs) for s in walker.all_scopes):
         wanted.add("durability")
-    if f.loop_calls & LOOP_OUTPUT:
+    if walker.batching:
         wanted.add("batching")
-    if (f.bases | f.calls) & SERVERS or ("accept" in f.loop_calls and f.loop_calls & SPAWNERS):
+    if walker.connections:
         wanted.add("connections")
-    if f.calls & SHARED:
+    if walker.shared and walker.while_loops:
         wanted.add("ordering")
     return wanted
 
 
-def text_modules(text: str) -> set:
-    return {name for name, pattern in TEXT.items() if pattern.search(text)}
+def _span(node) -> tuple:
+    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    return first, node.end_lineno
+
+
+def plan(tree: ast.Module, text: str) -> tuple:
+    """(modules that can report, the parts of the file they need).
+
+    The parts are the top-level statements, functions and methods (with their class's header) in
+    which some rule could fire; libcst then parses only those, not the whole module. None means the
+    whole file (cross-function rules such as SCL501 follow shared objects from one function to another)."""
+    aliases = _aliases(tree)
+    unbuffered = "buffering" in text
+    modules: set = set()
+    parts: list = []
+    local_servers: set = set(SERVERS)
+    seen: dict = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            bases = {_tail(b) for b in node.bases}
+            bases = {aliases.get(b, b) for b in bases if b}
+            server = bool(bases & local_servers)
+            if server:
+                local_servers.add(node.name)
+                modules.add("connections")
+            members = []
+            for item in node.body:
+                found = _judge(item, aliases, unbuffered, seen, local_servers)
+                if found:
+                    modules |= found
+                    members.append(_span(item))
+            if server or members:
+                parts.append(("class", node, members))
+            continue
+        found = _judge(node, aliases, unbuffered, seen, local_servers)
+        if found:
+            modules |= found
+            parts.append(("span", _span(node)))
+    if seen.get("shared") and seen.get("while"):
+        modules.add("ordering")
+    if "ordering" in modules:
+        return modules, None
+    return modules, parts
+
+
+def modules_for(tree: ast.AST, text: str = "buffering") -> set:
+    """Which analysis modules can possibly report on a file with this tree."""
+    return plan(tree, text)[0]
+
+
+def snippet(tree: ast.Module, text: str, parts) -> tuple:
+    """(source of just the needed parts, map from its line numbers to the file's).
+
+    Imports and builtin-shadowing names come first (generated, so names resolve as in the whole
+    file); every other line is copied verbatim with its indentation, so columns are unchanged."""
+    import builtins
+
+    lines = text.splitlines()
+    out: list = []
+    line_map: list = [0]  # 1-based
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                out.append(f"import {a.name}" + (f" as {a.asname}" if a.asname else ""))
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                if a.name != "*":
+                    out.append(f"from {node.module} import {a.name}" + (f" as {a.asname}" if a.asname else ""))
+    shadowed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {
+        n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))} | {
+        a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in (*n.posonlyargs, *n.args, *n.kwonlyargs)}
+    out.extend(f"{name} = None" for name in sorted(shadowed & set(dir(builtins))))
+    line_map.extend([0] * len(out))
+
+    def copy(first, last):
+        for n in range(first, last + 1):
+            out.append(lines[n - 1] if n - 1 < len(lines) else "")
+            line_map.append(n)
+
+    for part in parts:
+        if part[0] == "span":
+            copy(*part[1])
+            continue
+        _, node, members = part
+        first = _span(node)[0]
+        body_first = node.body[0].lineno if node.body else node.end_lineno + 1
+        body_first = min([body_first] + [d.lineno for d in getattr(node.body[0], "decorator_list", [])]) \
+            if node.body else body_first
+        if body_first <= node.lineno:  # a one-line class: take it whole
+            copy(*_span(node))
+            continue
+        copy(first, body_first - 1)
+        if members:
+            for span in members:
+                copy(*span)
+        else:
+            indent = " " * (node.body[0].col_offset if node.body else 4)
+            out.append(f"{indent}pass")
+            line_map.append(0)
+    return "\n".join(out) + "\n", line_map
