@@ -17,13 +17,17 @@ from syscall_lint.durable import write_atomic
 MAX_ENTRIES = 200_000
 
 
+def SALT() -> str:
+    return f"{__version__}:{catalog.load().fingerprint}"
+
+
 class Cache:
     def __init__(self, directory: str | None):
         self.directory = directory
         self.entries: dict = {}
         self.stats: dict = {}
         self.dirty = False
-        self.salt = f"{__version__}:{catalog.load().fingerprint}"
+        self.salt = SALT()
         if directory:
             self.file = os.path.join(directory, "results-v1.json")
             try:
@@ -34,7 +38,8 @@ class Cache:
             except (OSError, ValueError, KeyError, TypeError):
                 pass
 
-    def key(self, content: bytes, settings_fingerprint: str) -> str:
+    @staticmethod
+    def key(content: bytes, settings_fingerprint: str) -> str:
         digest = hashlib.sha256(content)
         digest.update(settings_fingerprint.encode())
         return digest.hexdigest()

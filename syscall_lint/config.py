@@ -53,10 +53,11 @@ class Settings:
         return self.options[code][name]
 
     def is_excluded(self, path, names_only: bool = False) -> bool:
-        if names_only:
-            name = os.path.basename(str(path))
-            return any(fnmatch.fnmatch(name, pattern) for pattern in self.exclude)
-        return any(self._path_matches(str(path), pattern) for pattern in self.exclude)
+        name_rx, path_rx = self._compiled("exclude", self.exclude)
+        path = str(path)
+        if name_rx.match(os.path.basename(path)):
+            return True
+        return not names_only and bool(path_rx.match(self._relative(path)))
 
     def excluder(self, arg: str):
         """The exclude test for files below a command-line argument. A path named on the command
@@ -65,14 +66,32 @@ class Settings:
         return lambda path: self.is_excluded(path, names_only)
 
     def _path_matches(self, path: str, pattern: str) -> bool:
-        p = Path(path)
-        if fnmatch.fnmatch(p.name, pattern):
-            return True
+        name_rx, path_rx = self._compiled(pattern, (pattern,))
+        return bool(name_rx.match(os.path.basename(path)) or path_rx.match(self._relative(path)))
+
+    def _relative(self, path: str) -> str:
+        base = self.__dict__.get("_base_abs")
+        if base is None:
+            base = self.__dict__["_base_abs"] = os.path.realpath(str(self.base))
+        full = os.path.abspath(path)
+        if full == base or full.startswith(base + os.sep):
+            return full[len(base) + 1:]
         try:
-            rel = os.path.relpath(os.path.abspath(path), self.base.resolve())
+            return os.path.relpath(full, base)
         except ValueError:
-            rel = path
-        return fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern.rstrip("/") + "/*")
+            return path
+
+    def _compiled(self, key, patterns):
+        """(regex for a file or folder name, regex for a path relative to the config's folder)."""
+        cache = self.__dict__.setdefault("_regex_cache", {})
+        hit = cache.get(key)
+        if hit is None:
+            import re
+
+            names = "|".join(fnmatch.translate(p) for p in patterns) or "(?!)"
+            paths = "|".join(fnmatch.translate(q) for p in patterns for q in (p, p.rstrip("/") + "/*")) or "(?!)"
+            hit = cache[key] = (re.compile(names), re.compile(paths))
+        return hit
 
     def fingerprint(self) -> str:
         return json.dumps(

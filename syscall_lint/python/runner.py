@@ -1,11 +1,14 @@
-"""`syscall-lint check`: find Python files, use the cache, analyse the rest in parallel."""
+"""`syscall-lint check`: find Python files, use the cache, analyse the rest in parallel.
+
+The main process only walks, stats and looks up the (path, size, mtime) cache; reading, hashing,
+decoding, the pre-screens and libcst all happen in the workers."""
 
 from __future__ import annotations
 
 import gc
 import os
-from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from syscall_lint.cache import Cache
 from syscall_lint.discover import walk
@@ -16,26 +19,8 @@ from syscall_lint.report import Report
 
 PY_SUFFIXES = (".py", ".pyi")
 PARALLEL_MIN_FILES = 8
-
-
+_known: dict = {}  # content key -> cached result; inherited by forked workers
 _done = 0
-
-
-def _work(item):
-    # libcst allocates millions of small objects per file; the cyclic GC scanning them costs ~30%.
-    # Nothing here makes long-lived cycles, so collect between files instead of during them.
-    global _done
-    gc.disable()
-    _done += 1
-    if _done % 16 == 0:
-        gc.collect()
-    path, data, settings = item
-    try:
-        return path, [f.__dict__ for f in analyze(decode(data), path, settings)], None
-    except BadInput as exc:
-        return path, None, str(exc)
-    except Exception as exc:  # a bug of ours must not hide the rest of the run
-        return path, None, f"internal error while analysing: {type(exc).__name__}: {exc}"
 
 
 def _needs_parse(text: str, settings, path: str) -> bool:
@@ -46,11 +31,46 @@ def _needs_parse(text: str, settings, path: str) -> bool:
     return bool(wanted & text_modules(text))
 
 
+def _work(item):
+    """(path, content key, findings as dicts or an error string, from_cache)."""
+    # libcst allocates millions of small objects per file; the cyclic GC scanning them costs ~30%.
+    # Nothing here makes long-lived cycles, so collect between files instead of during them.
+    global _done
+    gc.disable()
+    _done += 1
+    if _done % 16 == 0:
+        gc.collect()
+    path, settings, fp = item
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return path, None, f"cannot read: {exc.strerror or exc}", False
+    key = Cache.key(data, fp)
+    cached = _known.get(key)
+    if cached is not None:
+        return path, key, cached, True
+    try:
+        # every file is decoded (bad bytes, NUL bytes, bad coding cookies are always reported);
+        # only files a rule could report on are parsed
+        text = decode(data)
+        if not _needs_parse(text, settings, path):
+            return path, key, [], False
+        return path, key, [f.__dict__ for f in analyze(text, path, settings)], False
+    except BadInput as exc:
+        return path, key, str(exc), False
+    except Exception as exc:  # a bug of ours must not hide the rest of the run
+        return path, None, f"internal error while analysing: {type(exc).__name__}: {exc}", False
+
+
 def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None) -> Report:
+    global _known
     report = Report(sources={"python"})
     cache = Cache(cache_dir)
     fingerprints: dict = {}
     todo = []
+    stats = {}
+    results = []
     for arg in paths or ["."]:
         excluded = resolver.for_path(Path(arg)).excluder(arg) if os.path.exists(arg) else (lambda p: False)
         for item in walk(arg, lambda p: p.endswith(PY_SUFFIXES), excluded):
@@ -64,57 +84,41 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
                 fp = fingerprints[id(settings)] = settings.fingerprint()
             try:
                 st = os.stat(item)
-                key = cache.key_from_stat(item, st, fp)
-                cached = cache.get(key) if key else None
-                if cached is None:
-                    with open(item, "rb") as fh:
-                        data = fh.read()
-                    key = cache.key(data, fp)
-                    cached = cache.get(key)
             except OSError as exc:
                 report.errors.append(InputError(item, f"cannot read: {exc.strerror or exc}"))
                 continue
+            key = cache.key_from_stat(item, st, fp)
+            cached = cache.get(key) if key else None
             if cached is not None:
-                if isinstance(cached, str):
-                    report.errors.append(InputError(item, cached))
-                else:
-                    report.findings.extend(Finding(**dict(f, path=item)) for f in cached)
-                cache.put(item, st, fp, key, cached)
+                results.append((item, key, cached, True))
+                stats[item] = (st, fp)
                 continue
-            # every file is decoded (bad bytes, NUL bytes and bad coding cookies are always reported);
-            # only files the rules could report on are parsed
-            try:
-                text = decode(data)
-            except BadInput as exc:
-                report.errors.append(InputError(item, str(exc)))
-                cache.put(item, st, fp, key, str(exc))
-                continue
-            if not _needs_parse(text, settings, item):
-                cache.put(item, st, fp, key, [])
-                continue
-            todo.append((item, data, settings, st, fp, key))
-    todo.sort(key=lambda t: -len(t[1]))  # biggest first balances the workers
-    items = [(t[0], t[1], t[2]) for t in todo]
-    meta = {t[0]: t[3:] for t in todo}
+            stats[item] = (st, fp)
+            todo.append((item, settings, fp))
+    todo.sort(key=lambda t: -stats[t[0]][0].st_size)  # biggest first balances the workers
     jobs = jobs or os.cpu_count() or 1
-    if jobs > 1 and len(items) >= PARALLEL_MIN_FILES:
-        import multiprocessing
+    _known = cache.entries
+    try:
+        if jobs > 1 and len(todo) >= PARALLEL_MIN_FILES:
+            import multiprocessing
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_work, items, chunksize=max(1, len(items) // (jobs * 8))))
-    else:
-        try:
-            results = [_work(item) for item in items]
-        finally:
-            gc.enable()
-    for path, found, error in results:
-        st, fp, key = meta[path]
-        if error is not None:
-            report.errors.append(InputError(path, error))
-            if not error.startswith("internal error"):
-                cache.put(path, st, fp, key, error)
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                results.extend(pool.map(_work, todo, chunksize=max(1, min(8, len(todo) // (jobs * 16)))))
+        else:
+            try:
+                results.extend(_work(item) for item in todo)
+            finally:
+                gc.enable()
+    finally:
+        _known = {}
+    for path, key, found, _from_cache in results:
+        st, fp = stats[path]
+        if isinstance(found, str):
+            report.errors.append(InputError(path, found))
+            if key is not None:
+                cache.put(path, st, fp, key, found)
             continue
-        report.findings.extend(Finding(**f) for f in found)
+        report.findings.extend(Finding(**dict(f, path=path)) for f in found)
         cache.put(path, st, fp, key, found)
     cache.save()
     return report

@@ -14,6 +14,7 @@ from syscall_lint.strace.analyzer import TraceAnalyzer
 from syscall_lint.strace.parser import Stats, open_log, parse, parse_jsonl
 
 _PER_PID = re.compile(r"^(.*)\.(\d+)$")
+TRACE_SUFFIXES = (".strace", ".strace.gz", ".trace", ".trace.gz", ".jsonl", ".log", ".log.gz")
 
 
 def _groups(paths):
@@ -30,10 +31,10 @@ def _groups(paths):
             order.append((arg, None))
             continue
         if os.path.isdir(arg):
-            for name in sorted(os.listdir(arg)):
-                full = os.path.join(arg, name)
-                if os.path.isfile(full):
-                    yield from _groups([full])
+            # in a directory, the files that look like traces: *.strace[.gz], *.jsonl, -ff sets
+            yield from _groups([os.path.join(arg, name) for name in sorted(os.listdir(arg))
+                                if os.path.isfile(os.path.join(arg, name))
+                                and (name.endswith(TRACE_SUFFIXES) or _PER_PID.match(name))])
             continue
         m = _PER_PID.match(arg)
         if m and arg != "-":
