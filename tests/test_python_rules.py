@@ -99,6 +99,15 @@ def test_only_the_needed_functions_are_parsed_and_lines_map_back():
     assert lint(bad) == lint(bad, gate=False)
 
 
+def test_awaited_partial_send_loop_and_stubs_are_silent():
+    src = ("async def send_all(sock, data):\n    total = 0\n    while total < len(data):\n"
+           "        sent = await sock.send(data[total:])\n        total += sent\n")
+    assert lint(src) == []
+    stub = "import socketserver\nclass S(socketserver.ThreadingMixIn, socketserver.TCPServer): ...\n"
+    assert [f.code for f in lint(stub)] == ["SCL301"]
+    assert analyze(stub, "server.pyi", DEFAULTS) == []
+
+
 def test_message_teaches_what_why_and_fix():
     f = lint((FIXTURES / "python" / "config_writer_bad.py").read_text())[0]
     assert f.decision_tree["id"] == "durability"

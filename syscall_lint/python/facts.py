@@ -236,6 +236,8 @@ class _Collector(cst.CSTVisitor):
             else:
                 names.append(self.facts.key(target))
         self.scopes[-1].assigns.append((self.order, names, value))
+        if isinstance(value, cst.Await):  # sent = await sock.send(data)
+            value = value.expression
         if isinstance(value, cst.Call):
             self.pending_targets[id(value)] = tuple(names)
         elif isinstance(value, cst.Tuple):
