@@ -99,6 +99,13 @@ def test_only_the_needed_functions_are_parsed_and_lines_map_back():
     assert lint(bad) == lint(bad, gate=False)
 
 
+def test_filling_a_buffer_with_the_same_payload_is_not_output():
+    src = ("def fill(sock):\n    data = b'x' * 4096\n    try:\n        while True:\n            sock.send(data)\n"
+           "    except BlockingIOError:\n        pass\n\n"
+           "def headers(sock, items):\n    for k, v in items:\n        sock.send(f'{k}: {v}'.encode())\n")
+    assert [(f.line, f.code) for f in lint(src)] == [(11, "SCL201")]
+
+
 def test_awaited_partial_send_loop_and_stubs_are_silent():
     src = ("async def send_all(sock, data):\n    total = 0\n    while total < len(data):\n"
            "        sent = await sock.send(data[total:])\n        total += sent\n")

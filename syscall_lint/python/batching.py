@@ -57,6 +57,45 @@ def _unbuffered_handles(scope) -> set:
     return out
 
 
+class _NameUses(cst.CSTVisitor):
+    def __init__(self):
+        self.names = set()
+
+    def visit_Name(self, node):
+        self.names.add(node.value)
+
+
+def _uses(node) -> set:
+    visitor = _NameUses()
+    node.visit(visitor)
+    return visitor.names
+
+
+def _loop_assigned(facts: Facts, loop, scope) -> set:
+    names = set()
+    if isinstance(loop.node, cst.For):
+        names |= _uses(loop.node.target)
+    for _, targets, value in scope.assigns:
+        if _inside(facts, value, loop.node):
+            names.update(t.split(".")[0] for t in targets)
+    return names
+
+
+def _same_payload_every_time(facts: Facts, call: CallSite, loop, body) -> bool:
+    """`while True: sock.send(data)` until BlockingIOError fills a buffer on purpose (tests do);
+    output loops send something different each time."""
+    varying = _loop_assigned(facts, loop, call.scope)
+    if call.tail == "flush":
+        writes = [c for c in body if c.tail in ("write", "writelines") and c.receiver is not None
+                  and facts.key(c.receiver) == facts.key(call.receiver)]
+        payloads = [c.arg(0) for c in writes]
+    else:
+        payloads = [call.arg(1) if call.qual == "os.write" else call.arg(0)]
+    if not payloads or any(p is None for p in payloads):
+        return False
+    return all(not (_uses(p) & varying) for p in payloads)
+
+
 def _target_made_in_loop(facts: Facts, call: CallSite, loop) -> bool:
     """A socket, fd or file made afresh in each iteration gets one write each: nothing to batch."""
     if call.qual == "os.write":
@@ -125,7 +164,8 @@ def check(facts: Facts):
                 if waits or datagrams:
                     continue  # datagrams are messages: one send each is the semantics, not a tax
                 reason = _per_call_syscall(facts, call, sockets, in_handler, unbuffered, body)
-                if reason and not _is_partial_write_loop(facts, call) and not _target_made_in_loop(facts, call, loop):
+                if reason and not _is_partial_write_loop(facts, call) and not _target_made_in_loop(facts, call, loop) \
+                        and not _same_payload_every_time(facts, call, loop, body):
                     yield Hit("SCL201", call.node, {"call": call_label(call), "why": reason, "cost_ns": COST_NS})
 
 
