@@ -16,14 +16,15 @@ def _codes(value: str) -> list:
     return [c.strip() for c in value.split(",") if c.strip()]
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, short_output: bool = True) -> None:
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     p.add_argument("--select", type=_codes, help="comma-separated codes or prefixes to enable (replaces the config)")
     p.add_argument("--extend-select", type=_codes, help="codes to enable on top of the selection")
     p.add_argument("--ignore", type=_codes, help="comma-separated codes or prefixes to disable")
     p.add_argument("--config", help="read settings from this TOML file instead of the nearest pyproject.toml")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings (errors still exit 2)")
-    p.add_argument("--output", "-o", dest="output", help="write the report to this file")
+    names = ("--output", "-o") if short_output else ("--output",)
+    p.add_argument(*names, dest="output", help="write the report to this file")
     p.add_argument("--statistics", action="store_true", help="count findings per rule (text format)")
     p.add_argument("--explain", "-v", action="store_true", help="show each finding's decision tree branch and fix")
     p.add_argument("--baseline", help="report only findings not in this baseline file")
@@ -50,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(trace)
 
     record = sub.add_parser("record", help="run a command under strace and lint the recording")
-    record.add_argument("--trace-output", "-O", dest="trace_output", help="keep the strace log in this file")
-    _common(record)
+    record.add_argument("-o", "-O", "--trace-output", dest="trace_output", help="keep the strace log in this file")
+    _common(record, short_output=False)
     record.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
 
     audit = sub.add_parser("audit", help="audit ELF binaries (never executed)")

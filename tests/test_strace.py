@@ -231,7 +231,7 @@ def test_request_response_writes_are_not_a_run():
 def test_record_end_to_end(tmp_path):
     log = tmp_path / "run.strace"
     prog = ("import os\nopen('c.tmp','w').write('x')\nos.replace('c.tmp','c')\nraise SystemExit(3)\n")
-    proc = run_cli("record", "-O", log, "--format", "json", "--", sys.executable, "-c", prog, cwd=tmp_path)
+    proc = run_cli("record", "-o", log, "--format", "json", "--", sys.executable, "-c", prog, cwd=tmp_path)
     if "ptrace is not permitted" in proc.stderr:
         pytest.skip("ptrace not permitted in this sandbox")
     doc = json.loads(proc.stdout)

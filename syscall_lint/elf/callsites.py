@@ -197,15 +197,6 @@ def same_loop(info, sections, code: CodeMap, first: set, second: set):
     return None
 
 
-def callers(code: CodeMap, names: set) -> set:
-    out = set()
-    for addr, name in code.calls:
-        if _base(name) in names:
-            func = code.function_at(addr)
-            out.add(func[2] if func else hex(addr))
-    return out
-
-
 def _base(name: str) -> str:
     """`__libc_accept`, `accept@plt`, `__accept` → `accept` (static binaries use glibc's internal names)."""
     name = name.split("@", 1)[0]

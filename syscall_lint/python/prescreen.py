@@ -244,11 +244,6 @@ def plan(tree: ast.Module, text: str) -> tuple:
     return modules, parts
 
 
-def modules_for(tree: ast.AST, text: str = "buffering") -> set:
-    """Which analysis modules can possibly report on a file with this tree."""
-    return plan(tree, text)[0]
-
-
 def snippet(tree: ast.Module, text: str, parts) -> tuple:
     """(source of just the needed parts, map from its line numbers to the file's).
 
