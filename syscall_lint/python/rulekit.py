@@ -7,7 +7,7 @@ from typing import Optional
 
 import libcst as cst
 
-from syscall_lint.python.facts import CallSite, Facts
+from syscall_lint.python.facts import CallSite, Facts, dotted_name
 
 PATH_WRAPPERS = frozenset({"Path", "pathlib.Path", "PurePath", "pathlib.PurePath", "str", "os.fspath", "os.fsencode"})
 
@@ -25,8 +25,6 @@ def ident(facts: Facts, node: Optional[cst.BaseExpression]) -> Optional[str]:
     if node is None:
         return None
     while isinstance(node, cst.Call) and len(node.args) == 1 and node.args[0].keyword is None:
-        from syscall_lint.python.facts import dotted_name
-
         if dotted_name(node.func) in PATH_WRAPPERS:
             node = node.args[0].value
         else:

@@ -36,10 +36,9 @@ def _work(item):
     # libcst allocates millions of small objects per file; the cyclic GC scanning them costs ~30%.
     # Nothing here makes long-lived cycles, so collect between files instead of during them.
     global _done
-    gc.disable()
-    _done += 1
-    if _done % 16 == 0:
-        gc.collect()
+    if gc.isenabled():
+        gc.disable()
+        gc.freeze()  # what is alive now (modules, the catalog) is never garbage: keep it out of scans
     path, settings, fp = item
     try:
         with open(path, "rb") as fh:
@@ -56,6 +55,9 @@ def _work(item):
         text = decode(data)
         if not _needs_parse(text, settings, path):
             return path, key, [], False
+        _done += 1
+        if _done % 8 == 0:  # only parsed files make garbage worth collecting
+            gc.collect()
         return path, key, [f.__dict__ for f in analyze(text, path, settings)], False
     except BadInput as exc:
         return path, key, str(exc), False
@@ -108,6 +110,7 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
             try:
                 results.extend(_work(item) for item in todo)
             finally:
+                gc.unfreeze()
                 gc.enable()
     finally:
         _known = {}
