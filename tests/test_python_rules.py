@@ -115,6 +115,12 @@ def test_awaited_partial_send_loop_and_stubs_are_silent():
     assert analyze(stub, "server.pyi", DEFAULTS) == []
 
 
+def test_raw_flag_polled_with_break_in_a_while_true_loop():
+    src = ("import mmap\n\ndef wait(size):\n    buf = mmap.mmap(-1, size)\n    while True:\n"
+           "        if buf[0] == 1:\n            break\n    return buf[1:]\n")
+    assert [(f.line, f.code) for f in lint(src)] == [(5, "SCL501")]
+
+
 def test_message_teaches_what_why_and_fix():
     f = lint((FIXTURES / "python" / "config_writer_bad.py").read_text())[0]
     assert f.decision_tree["id"] == "durability"

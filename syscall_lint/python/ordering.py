@@ -66,6 +66,22 @@ class _Reads(cst.CSTVisitor):
             self.names.append(name)
 
 
+def _exit_tests(loop: cst.While) -> list:
+    """The tests of `if ...: break` statements directly in a `while True:` body."""
+    if not (isinstance(loop.test, cst.Name) and loop.test.value == "True") or not isinstance(loop.body, cst.IndentedBlock):
+        return []
+    out = []
+    for stmt in loop.body.body:
+        if isinstance(stmt, cst.If) and isinstance(stmt.body, cst.IndentedBlock) and any(
+                isinstance(small, cst.Break) for line in stmt.body.body if isinstance(line, cst.SimpleStatementLine)
+                for small in line.body):
+            out.append(stmt.test)
+        elif isinstance(stmt, cst.If) and isinstance(stmt.body, cst.SimpleStatementSuite) and any(
+                isinstance(small, cst.Break) for small in stmt.body.body):
+            out.append(stmt.test)
+    return out
+
+
 def check(facts: Facts):
     shared = _shared_names(facts)
     if not shared:
@@ -80,6 +96,8 @@ def check(facts: Facts):
                 continue
             reads = _Reads()
             loop.node.test.visit(reads)
+            for check in _exit_tests(loop.node):  # while True: if flag.value: break
+                check.visit(reads)
             polled = [n for n in reads.names if n in local or n.rsplit(".", 1)[0] in local]
             if not polled:
                 continue
