@@ -49,9 +49,6 @@ class Settings:
     def enabled_codes(self, path: str | None = None) -> set:
         return {code for code in self.select if self.enabled(code, path)}
 
-    def option(self, code: str, name: str):
-        return self.options[code][name]
-
     def is_excluded(self, path, names_only: bool = False) -> bool:
         name_rx, path_rx = self._compiled("exclude", self.exclude)
         path = str(path)

@@ -32,10 +32,6 @@ class Finding:
         data.pop("fingerprint_text")
         return data
 
-    @classmethod
-    def from_json(cls, data: dict) -> "Finding":
-        return cls(**data)
-
     def sort_key(self):
         return (self.path, self.line or 0, self.column or 0, self.code)
 

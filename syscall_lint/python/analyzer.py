@@ -48,10 +48,10 @@ def _modules(text: str, enabled: set) -> set:
     return _plan(text, enabled)[0]
 
 
-def _plan(text: str, enabled: set):
+def _plan(text: str, enabled: set, screened=None):
     """(modules to run, source to give libcst, line map or None for the whole file)."""
     wanted = {m for m, codes in MODULE_CODES.items() if codes & enabled}
-    wanted &= prescreen.text_modules(text)
+    wanted &= prescreen.text_modules(text) if screened is None else screened
     if not wanted:
         return wanted, text, None
     try:
@@ -91,13 +91,13 @@ def run_modules(text: str, modules: set, line_map=None):
             yield hit, collected
 
 
-def analyze(text: str, path: str, settings, gate: bool = True) -> list:
+def analyze(text: str, path: str, settings, gate: bool = True, screened=None) -> list:
     """Findings for one file's text. Raises BadInput for files that cannot be analysed."""
     enabled = settings.enabled_codes(path)
     if path.endswith(".pyi"):
         modules, source, line_map = set(), text, None  # stubs declare, they never run: nothing to judge
     elif gate:
-        modules, source, line_map = _plan(text, enabled)
+        modules, source, line_map = _plan(text, enabled, screened)
     else:
         modules, source, line_map = set(MODULE_CODES), text, None
     lines = text.splitlines()

@@ -23,12 +23,13 @@ _known: dict = {}  # content key -> cached result; inherited by forked workers
 _done = 0
 
 
-def _needs_parse(text: str, settings, path: str) -> bool:
+def _screen(text: str, settings, path: str):
+    """The rule modules the text screen keeps, or None when nothing can be reported."""
     enabled = settings.enabled_codes(path)
-    if "SCL900" in enabled and "noqa" in text:
-        return True
-    wanted = {m for m, codes in MODULE_CODES.items() if codes & enabled}
-    return bool(wanted & text_modules(text))
+    wanted = {m for m, codes in MODULE_CODES.items() if codes & enabled} & text_modules(text)
+    if wanted or ("SCL900" in enabled and "noqa" in text):
+        return wanted
+    return None
 
 
 def _work(item):
@@ -53,12 +54,13 @@ def _work(item):
         # every file is decoded (bad bytes, NUL bytes, bad coding cookies are always reported);
         # only files a rule could report on are parsed
         text = decode(data)
-        if not _needs_parse(text, settings, path):
+        screened = _screen(text, settings, path)
+        if screened is None:
             return path, key, [], False
         _done += 1
         if _done % 8 == 0:  # only parsed files make garbage worth collecting
             gc.collect()
-        return path, key, [f.__dict__ for f in analyze(text, path, settings)], False
+        return path, key, [f.__dict__ for f in analyze(text, path, settings, screened=screened)], False
     except BadInput as exc:
         return path, key, str(exc), False
     except Exception as exc:  # a bug of ours must not hide the rest of the run

@@ -56,7 +56,7 @@ class TraceAnalyzer:
         self.rate_limit = opt["SCL201"]["rate-per-second"]
         self.min_pairs = opt["SCL401"]["min-pairs"]
         self.runs: dict = defaultdict(dict)  # tid -> fd -> Run
-        self.best_runs: dict = {}  # (tgid, fd identity) -> [Run, total small writes]
+        self.best_runs: dict = {}  # (tgid, fd identity, file) -> [longest Run, total small writes]
         self.accepts: dict = {}  # tid -> (fd, Call)
         self.spawns: dict = defaultdict(list)  # parent tid -> [(accept call, clone call, child, fd, thread)]
         self.spawn_counts: dict = defaultdict(int)
@@ -313,7 +313,7 @@ class TraceAnalyzer:
         key = (self.state.task(tid).tgid, run.path or num, run.file)
         best = self.best_runs.get(key)
         if best is None:
-            self.best_runs[key] = [run, run.count, None]
+            self.best_runs[key] = [run, run.count]
         else:
             best[1] += run.count
             if run.count > best[0].count:
@@ -432,7 +432,7 @@ class TraceAnalyzer:
         for tid in list(self.runs):
             self._end_all_runs(tid)
         self._flush_pending()
-        for (tgid, ident, path), (run, total, _) in self.best_runs.items():
+        for (tgid, ident, path), (run, total) in self.best_runs.items():
             mean = run.bytes / run.count
             rate = ""
             per_second = None

@@ -59,10 +59,6 @@ def fd(arg: bytes) -> tuple:
     return num, note
 
 
-def first_fd(args: bytes) -> tuple:
-    return fd(args)
-
-
 def unescape(data: bytes) -> bytes:
     if b"\\" not in data:
         return data

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import posixpath
 from typing import Optional
 
@@ -86,7 +85,3 @@ class State:
 def dirname(path: str) -> str:
     d = posixpath.dirname(path)
     return d or "."
-
-
-def same_dir(a: str, b: str) -> bool:
-    return posixpath.normpath(a) == posixpath.normpath(b) or os.path.basename(a) == "" and a == b
