@@ -171,14 +171,23 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
                 continue
             nbytes += len(raw) + 1
             if wanted is not None and not watched:
-                # the common case, decided without a regex: a complete call of a syscall no rule needs
-                i = raw.find(b"(")
-                if i > 0:
-                    name = raw[raw.rfind(b" ", 0, i) + 1:i]
-                    if name not in wanted and b") = " in raw and not raw.endswith(b"<unfinished ...>") \
-                            and b"<... " not in raw and b"--- " not in raw and name.replace(b"_", b"").isalnum():
+                # the common cases, decided without a regex: a call of a syscall no rule needs,
+                # complete, or either half of an unfinished one (no other pid's state depends on it)
+                r = raw.find(b"<... ")
+                if r >= 0:
+                    e = raw.find(b" resumed>", r)
+                    if e > 0 and raw[r + 5:e] not in wanted:
                         calls += 1
                         continue
+                else:
+                    i = raw.find(b"(")
+                    if i > 0:
+                        name = raw[raw.rfind(b" ", 0, i) + 1:i]
+                        if name not in wanted and b"--- " not in raw and name.replace(b"_", b"").isalnum() and (
+                                b") = " in raw or raw.endswith(b"<unfinished ...>")):
+                            if b") = " in raw:
+                                calls += 1
+                            continue
             m = full_match(raw)
             if m is not None and not raw.endswith(b"<unfinished ...>"):
                 calls += 1
