@@ -119,7 +119,7 @@ def open_log(path: str):
     """A binary stream for a path, '-' (stdin), or a gzip file (by magic number)."""
     if path == "-":
         return sys.stdin.buffer
-    fh = open(path, "rb")
+    fh = open(path, "rb", buffering=1 << 20)  # big reads: fewer refills under readline
     magic = fh.peek(2)[:2] if hasattr(fh, "peek") else b""
     if magic == b"\x1f\x8b":
         return io.BufferedReader(gzip.GzipFile(fileobj=fh))
