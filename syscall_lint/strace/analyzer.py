@@ -22,6 +22,7 @@ WRITES = {"write", "writev", "pwrite64", "pwritev", "pwritev2", "send", "sendto"
 READS = {"read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recv", "recvmmsg"}
 WAITS = {"accept", "accept4", "poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait",
          "epoll_pwait2", "nanosleep", "clock_nanosleep", "wait4", "waitid", "io_uring_enter"}
+CLOCKS = {"clock_gettime", "clock_gettime64", "gettimeofday", "time"}
 FD_MAKERS = {"socket", "eventfd", "eventfd2", "epoll_create", "epoll_create1", "signalfd", "signalfd4",
              "timerfd_create", "inotify_init", "inotify_init1", "memfd_create", "pidfd_open", "userfaultfd",
              "perf_event_open", "fanotify_init", "io_uring_setup"}
@@ -64,6 +65,10 @@ class TraceAnalyzer:
         self.seen_tids: set = set()
         self.last_read: dict = {}  # tid -> (fd, size, line)
         self.copies: dict = {}  # (tid, src fd, dst fd) -> [pairs, bytes, first line, src path]
+        self.small_syncs: dict = {}  # (tgid, file, log) -> [syncs, writes, bytes, first line, fd, path, pid]
+        self.clock_calls: dict = {}  # (tgid, log) -> [count, first line, names, pid]
+        self.min_syncs = opt["SCL103"]["min-syncs"]
+        self.min_clock = opt["SCL202"]["min-calls"]
         self.handlers = {name: getattr(self, "on_" + name) for name in (
             "close", "close_range", "dup", "dup2", "dup3", "fcntl", "pipe", "pipe2", "socketpair",
             "accept", "accept4", "fsync", "fdatasync", "sync", "syncfs", "rename", "renameat", "renameat2",
@@ -78,6 +83,8 @@ class TraceAnalyzer:
             self.handlers[name] = self.on_wait
         for name in FD_MAKERS:
             self.handlers[name] = self.on_fd_maker
+        for name in CLOCKS:
+            self.handlers[name] = self.on_clock
 
     @property
     def wanted(self) -> set:
@@ -217,6 +224,10 @@ class TraceAnalyzer:
         if info.kind == "file":
             info.writes += 1
             info.last_write_line = call.line
+            if not info.pending_writes:
+                info.pending_first = call.line
+            info.pending_writes += 1
+            info.pending_bytes += call.ret
             if not info.osync:
                 info.dirty = True
         self._small_write(call, num, info)
@@ -229,6 +240,13 @@ class TraceAnalyzer:
         if info is not None and call.ret == 0:
             info.dirty = False
             info.synced = True
+            if 0 < info.pending_writes <= 2 and info.pending_bytes <= self.max_size * info.pending_writes:
+                key = (self.state.task(call.pid).tgid, info.path or num, self.path)
+                rec = self.small_syncs.setdefault(key, [0, 0, 0, info.pending_first, num, info.path, call.pid])
+                rec[0] += 1
+                rec[1] += info.pending_writes
+                rec[2] += info.pending_bytes
+            info.pending_writes = info.pending_bytes = 0
         if path is not None and call.ret == 0:
             self.pending_dir.pop(path, None)
 
@@ -350,6 +368,14 @@ class TraceAnalyzer:
         rec[0] += 1
         rec[1] += call.ret
 
+    def on_clock(self, call: Call) -> None:
+        key = (self.state.task(call.pid).tgid, self.path)
+        rec = self.clock_calls.get(key)
+        if rec is None:
+            rec = self.clock_calls[key] = [0, call.line, set(), call.pid]
+        rec[0] += 1
+        rec[2].add(call.name)
+
     # connections ---------------------------------------------------------------
     def on_accept(self, call: Call) -> None:
         self._end_all_runs(call.pid)
@@ -466,6 +492,17 @@ class TraceAnalyzer:
                            evidence={"pid": tid, "src_fd": src, "src_path": src_path, "dst_fd": dst, "pairs": pairs,
                                      "bytes": total},
                            pid=tid, count=pairs, total=f"{total:,}", src=src, dst=dst)
+        for (tgid, ident, path), (syncs, writes, nbytes, first, fd, fpath, pid) in self.small_syncs.items():
+            if syncs >= self.min_syncs:
+                self._emit("SCL103", first, text=f"fsync per write {fpath or fd}", path=path,
+                           evidence={"pid": pid, "fd": fd, "path": fpath, "syncs": syncs, "writes": writes, "bytes": nbytes},
+                           pid=pid, fd=fd, fdname=f" ({fpath})" if fpath else "", count=syncs,
+                           mean_writes=f"{writes / syncs:.1f}", mean_size=f"{nbytes / max(writes, 1):.0f}")
+        for (tgid, path), (count, first, names, pid) in self.clock_calls.items():
+            if count >= self.min_clock:
+                self._emit("SCL202", first, text="clock syscalls", path=path,
+                           evidence={"pid": pid, "count": count, "syscalls": sorted(names)},
+                           pid=pid, count=count, calls=", ".join(sorted(names)))
         self.findings.sort(key=lambda f: (f.path, f.line or 0, f.code))
         return self.findings
 

@@ -14,7 +14,7 @@ from syscall_lint.report import Report
 
 # Only the syscalls the rules and the fd/process state need (every call that creates, duplicates or
 # closes fds, clone/fork/exec); --seccomp-bpf keeps the overhead near 1x instead of ~150x.
-TRACE_SET = "%file,%desc,%network,%process,sync,syncfs"
+TRACE_SET = "%file,%desc,%network,%process,sync,syncfs,clock_gettime,gettimeofday,time"
 FLAGS = ["-f", "-qq", "-ttt", "-T", "-y", "-s", "64", "-e", f"trace={TRACE_SET}"]
 
 

@@ -12,7 +12,7 @@ class FdInfo:
     """One open file description (shared by dup'd fds and across fork)."""
 
     __slots__ = ("path", "kind", "writes", "dirty", "synced", "osync", "open_line", "last_write_line",
-                 "is_dir", "pid")
+                 "is_dir", "pid", "pending_writes", "pending_bytes", "pending_first")
 
     def __init__(self, path, kind, open_line=0, osync=False, is_dir=False, pid=0):
         self.path = path
@@ -25,6 +25,9 @@ class FdInfo:
         self.last_write_line = 0
         self.is_dir = is_dir
         self.pid = pid
+        self.pending_writes = 0  # writes since the last sync (SCL103)
+        self.pending_bytes = 0
+        self.pending_first = 0
 
 
 class Task:
