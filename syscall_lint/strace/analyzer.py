@@ -68,6 +68,7 @@ class TraceAnalyzer:
         self.small_syncs: dict = {}  # (tgid, file, log) -> [syncs, writes, bytes, first line, fd, path, pid]
         self.clock_calls: dict = {}  # (tgid, log) -> [count, first line, names, pid]
         self.min_syncs = opt["SCL103"]["min-syncs"]
+        self.min_relay = opt["SCL402"]["min-pairs"]
         self.min_clock = opt["SCL202"]["min-calls"]
         self.handlers = {name: getattr(self, "on_" + name) for name in (
             "close", "close_range", "dup", "dup2", "dup3", "fcntl", "pipe", "pipe2", "socketpair",
@@ -343,8 +344,10 @@ class TraceAnalyzer:
             self._child_used(call, num)
         self._end_all_runs(call.pid)
         info = self._task(call).fds.get(num)
-        if call.ret and call.ret > 0 and info is not None and info.kind == "file" and call.name in ("read", "pread64"):
-            self.last_read[call.pid] = (num, call.ret, call.line, info.path)
+        if call.ret and call.ret > 0 and info is not None and (
+                (info.kind == "file" and call.name in ("read", "pread64")) or
+                (info.kind == "socket" and call.name in ("read", "recvfrom", "recv"))):
+            self.last_read[call.pid] = (num, call.ret, call.line, info.path, info.kind)
         else:
             self.last_read.pop(call.pid, None)
 
@@ -361,10 +364,12 @@ class TraceAnalyzer:
         last = self.last_read.pop(call.pid, None)
         if last is None or info.kind != "socket" or last[1] != call.ret:
             return
+        if last[0] == num:
+            return  # an echo on one socket is a protocol, not a relay
         key = (call.pid, last[0], num)
         rec = self.copies.get(key)
         if rec is None:
-            rec = self.copies[key] = [0, 0, last[2], last[3], self.path]
+            rec = self.copies[key] = [0, 0, last[2], last[3], self.path, last[4]]
         rec[0] += 1
         rec[1] += call.ret
 
@@ -486,7 +491,13 @@ class TraceAnalyzer:
                                          "pairs": [{"accept_line": r[0].line, "clone_line": r[1].line, "child": r[2],
                                                     "fd": r[3]} for r in mine[:20]]},
                                pid=parent, count=total, first_line=first[1].line)
-        for (tid, src, dst), (pairs, total, first_line, src_path, path) in self.copies.items():
+        for (tid, src, dst), (pairs, total, first_line, src_path, path, kind) in self.copies.items():
+            if kind == "socket":
+                if pairs >= self.min_relay:
+                    self._emit("SCL402", first_line, text=f"relay {src}->{dst}", path=path,
+                               evidence={"pid": tid, "src_fd": src, "dst_fd": dst, "pairs": pairs, "bytes": total},
+                               pid=tid, count=pairs, total=f"{total:,}", src=src, dst=dst)
+                continue
             if pairs >= self.min_pairs:
                 self._emit("SCL401", first_line, text=f"copy {src_path}", path=path,
                            evidence={"pid": tid, "src_fd": src, "src_path": src_path, "dst_fd": dst, "pairs": pairs,
