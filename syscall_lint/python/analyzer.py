@@ -15,7 +15,7 @@ MAX_BYTES = 16 * 1024 * 1024
 MODULE_CODES = {
     "durability": {"SCL101", "SCL102", "SCL106"},
     "batching": {"SCL201", "SCL401"},
-    "connections": {"SCL301", "SCL302"},
+    "connections": {"SCL301", "SCL302", "SCL303"},
     "ordering": {"SCL501"},
 }
 

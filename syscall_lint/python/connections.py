@@ -12,6 +12,8 @@ THREADING_SERVERS = {
 FORKING_SERVERS = {
     "socketserver.ForkingMixIn", "socketserver.ForkingTCPServer", "socketserver.ForkingUnixStreamServer",
 }
+THREAD_POOLS = {"concurrent.futures.ThreadPoolExecutor", "concurrent.futures.thread.ThreadPoolExecutor",
+                "multiprocessing.pool.ThreadPool"}
 THREAD_STARTERS = {"threading.Thread", "_thread.start_new_thread", "_thread.start_new", "threading._start_new_thread"}
 FORKERS = {"os.fork", "os.forkpty", "multiprocessing.Process", "multiprocessing.context.Process"}
 
@@ -51,3 +53,13 @@ def check(facts: Facts):
                     yield Hit("SCL301", call.node, {"what": f"{call_label(call)}() per accept() in a loop"})
                 elif call.qual in FORKERS:
                     yield Hit("SCL302", call.node, {"what": f"{call_label(call)}() per accept() in a loop"})
+
+    # fork after this function started a thread
+    for scope in facts.scopes:
+        started = next((c for c in scope.calls if c.qual in THREAD_STARTERS or c.qual in THREAD_POOLS), None)
+        if started is None:
+            continue
+        for call in scope.calls:
+            if call.qual in ("os.fork", "os.forkpty") and call.order > started.order and call.loop is None:
+                yield Hit("SCL303", call.node, {"call": call_label(call),
+                                                "thread_line": facts.position(started.node)[0]})

@@ -18,6 +18,7 @@ SYNC_TAILS = {"fsync", "fdatasync"}
 SERVERS = {"ThreadingMixIn", "ThreadingTCPServer", "ThreadingUnixStreamServer", "ThreadingHTTPServer",
            "ForkingMixIn", "ForkingTCPServer", "ForkingUnixStreamServer"}
 SPAWNERS = {"Thread", "start_new_thread", "start_new", "_start_new_thread", "fork", "forkpty", "Process"}
+THREADS = {"Thread", "start_new_thread", "start_new", "_start_new_thread", "ThreadPoolExecutor", "ThreadPool"}
 SHARED = {"SharedMemory", "ShareableList", "mmap", "RawValue", "RawArray", "Value", "Array"}
 
 _OS_WRITE = re.compile(r"\bos\s*\.\s*write\b|^[ \t]*(?:import os as|from os import[^\n]*\bwrite\b)", re.M)
@@ -48,7 +49,8 @@ def text_modules(text: str) -> set:
     if (("send" in text or "flush" in text or "buffering" in text) and _SEND_OR_FLUSH.search(text)) or (
             "write" in text and _OS_WRITE.search(text)):
         out.add("batching")
-    if any(w in text for w in SERVER_WORDS) and _SERVER.search(text):
+    if (any(w in text for w in SERVER_WORDS) and _SERVER.search(text)) or ("fork" in text and (
+            "Thread" in text or "start_new" in text)):
         out.add("connections")
     if "while" in text and any(w in text for w in SHARED_WORDS) and _SHARED.search(text):
         out.add("ordering")
@@ -188,6 +190,8 @@ def _judge(node, aliases, unbuffered, seen=None, servers=SERVERS) -> set:
         seen["shared"] = seen.get("shared", False) or walker.shared
         seen["while"] = seen.get("while", False) or walker.while_loops
     wanted = set()
+    if any(s.tails & THREADS and s.tails & {"fork", "forkpty"} for s in walker.all_scopes):
+        wanted.add("connections")
     if any(s.writes_open and (s.renames or s.syncs) for s in walker.all_scopes):
         wanted.add("durability")
     if walker.batching:
