@@ -99,8 +99,9 @@ EXPECTED = {
     "file_to_socket.strace": {"SCL401": 1},
     "record_flags.strace": {"SCL101": 1, "SCL102": 1},
     "journal_fsync_each.strace": {"SCL103": 1},
+    "relay_proxy.strace": {"SCL402": 1},
 }
-LINE_SYSCALL = {"SCL103": ("write",), "SCL202": ("clock_gettime", "gettimeofday", "time("), "SCL101": ("rename",), "SCL102": ("rename",), "SCL201": ("write",), "SCL301": ("clone",),
+LINE_SYSCALL = {"SCL402": ("recvfrom", "read(", "recv"), "SCL103": ("write",), "SCL202": ("clock_gettime", "gettimeofday", "time("), "SCL101": ("rename",), "SCL102": ("rename",), "SCL201": ("write",), "SCL301": ("clone",),
                 "SCL302": ("clone", "fork"), "SCL401": ("read",)}
 
 
