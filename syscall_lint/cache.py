@@ -17,7 +17,7 @@ from syscall_lint.durable import write_atomic
 MAX_ENTRIES = 200_000
 
 
-def SALT() -> str:
+def _salt() -> str:
     return f"{__version__}:{catalog.load().fingerprint}"
 
 
@@ -27,7 +27,7 @@ class Cache:
         self.entries: dict = {}
         self.stats: dict = {}
         self.dirty = False
-        self.salt = SALT()
+        self.salt = _salt()
         if directory:
             self.file = os.path.join(directory, "results-v1.json")
             try:

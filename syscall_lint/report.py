@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 class Report:
     findings: list = field(default_factory=list)
     errors: list = field(default_factory=list)
-    inputs: int = 0
     sources: set = field(default_factory=set)  # python | strace | elf, for SARIF runs
     preamble: list = field(default_factory=list)  # text shown before findings (audit profiles)
     extra: dict = field(default_factory=dict)  # per-source summaries for JSON (profiles, exit status)
@@ -17,7 +16,6 @@ class Report:
     def merge(self, other: "Report") -> None:
         self.findings.extend(other.findings)
         self.errors.extend(other.errors)
-        self.inputs += other.inputs
         self.sources |= other.sources
         self.preamble.extend(other.preamble)
         self.extra.update(other.extra)

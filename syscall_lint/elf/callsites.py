@@ -141,13 +141,11 @@ def _scan_a64(base, data, wanted, calls) -> None:
             calls.append((base + pos - 3, wanted[target]))
 
 
-def loops_in(info, sections, func) -> list:
+def loops_in(info, sections, func, md) -> list:
     """Backward branches inside one function, by disassembling just that function."""
     start, end, _ = func
     if end - start > 1 << 20:
         return []
-    md = _capstone(info.machine)
-    md.skipdata = True
     x86 = info.machine == "x86-64"
     for _name, base, data in sections:
         if not base <= start < base + len(data):
@@ -186,8 +184,10 @@ def same_loop(info, sections, code: CodeMap, first: set, second: set):
     if not a_calls or not b_calls:
         return None
     candidates = {code.function_at(a) for a in a_calls} & {code.function_at(b) for b in b_calls}
+    md = _capstone(info.machine)
+    md.skipdata = True
     for func in sorted(f for f in candidates if f is not None):
-        for start, end in loops_in(info, sections, func):
+        for start, end in loops_in(info, sections, func, md):
             if end - start > MAX_LOOP:
                 continue
             if any(start <= a <= end for a in a_calls) and any(start <= b <= end for b in b_calls):

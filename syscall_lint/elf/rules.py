@@ -13,6 +13,7 @@ def audit(info, settings, path: str):
     """(findings, profile dict, notes) for one parsed binary."""
     enabled = settings.enabled_codes(path)
     prof = profile.build(info)
+    text = _Code(info)
     notes = []
     found = []
 
@@ -41,11 +42,11 @@ def audit(info, settings, path: str):
             if not spawners:
                 continue
             if code_map is None:
-                code_map = _code_map(info)
+                code_map = text.call_map()
             verdict = None
             if code_map is not None:
                 group = profile.AREAS["connections"]["threads" if code == "SCL301" else "forks"]
-                verdict = callsites.same_loop(info, code_map[1], code_map[0],
+                verdict = callsites.same_loop(info, text.sections, code_map,
                                               set(profile.AREAS["connections"]["accepts"]), group)
             ready = c["readiness"] + c["event_libraries"]
             if verdict:
@@ -63,7 +64,7 @@ def audit(info, settings, path: str):
     if info.machine == "x86-64":
         notes.append(X86_NOTE)
     elif info.machine == "aarch64" and "SCL501" in enabled:
-        for func, start, end, load, operand in _spins(info):
+        for func, start, end, load, operand in text.spins():
             found.append(fmodel.make(
                 "SCL501", "elf", path, fingerprint_text=f"spin {func or hex(start)} {load} {operand}",
                 evidence={"function": func, "start": hex(start), "end": hex(end), "load": load, "operand": operand,
@@ -72,23 +73,35 @@ def audit(info, settings, path: str):
     return found, prof, notes
 
 
-def _code_map(info):
-    if info.machine not in ("x86-64", "aarch64"):
-        return None
-    sections, relocs = reader.text_sections(info.path)
-    c = profile.AREAS["connections"]
-    code = callsites.build(info, sections, relocs, c["accepts"] | c["threads"] | c["forks"] | {"listen"})
-    return (code, sections) if code is not None else None
+class _Code:
+    """The executable sections of one binary, read once and only if a check needs them."""
 
+    def __init__(self, info):
+        self.info = info
+        self._sections = None
 
-def _spins(info):
-    from syscall_lint.elf.callsites import _capstone
+    def _read(self):
+        if self._sections is None:
+            self._sections, self._relocs = reader.text_sections(self.info.path)
 
-    md = _capstone("aarch64")
-    sections, _ = reader.text_sections(info.path)
-    out = []
-    for name, base, data in sections:
-        if name.startswith(".plt") or len(data) > callsites.MAX_CODE:
-            continue
-        out.extend(ordering.spin_loops(md, base, data, info.functions))
-    return out
+    @property
+    def sections(self):
+        self._read()
+        return self._sections
+
+    def call_map(self):
+        if self.info.machine not in ("x86-64", "aarch64"):
+            return None
+        self._read()
+        c = profile.AREAS["connections"]
+        return callsites.build(self.info, self._sections, self._relocs,
+                               c["accepts"] | c["threads"] | c["forks"] | {"listen"})
+
+    def spins(self):
+        md = callsites._capstone("aarch64")
+        out = []
+        for name, base, data in self.sections:
+            if name.startswith(".plt") or len(data) > callsites.MAX_CODE:
+                continue
+            out.extend(ordering.spin_loops(md, base, data, self.info.functions))
+        return out

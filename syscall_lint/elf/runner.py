@@ -69,7 +69,6 @@ def audit(paths, resolver, jobs: int | None = None) -> Report:
                 report.errors.append(InputError(item, "not an ELF file (wrong magic)"))
             else:
                 items.append((item, settings))
-    report.inputs = len(items)
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(items) > 4:
         import multiprocessing

@@ -62,11 +62,12 @@ def _plan(text: str, enabled: set, screened=None):
         raise BadInput(f"syntax error at {exc.lineno}:{exc.offset}: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         raise BadInput("too deeply nested to parse") from None
-    modules, parts = prescreen.plan(tree, text)
+    names = prescreen.ModuleNames(tree)
+    modules, parts = prescreen.plan(tree, text, names)
     modules &= wanted
     if not modules or parts is None:
         return modules, text, None
-    source, line_map = prescreen.snippet(tree, text, parts)
+    source, line_map = prescreen.snippet(text, parts, names)
     if len(source) > 0.6 * len(text):
         return modules, text, None  # most of the file anyway: parse it as it is
     return modules, source, line_map

@@ -169,18 +169,35 @@ class _Walker(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def _aliases(tree) -> dict:
-    aliases = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            for alias in node.names:
-                if alias.asname:
-                    aliases[alias.asname] = alias.name
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname:
-                    aliases[alias.asname] = alias.name.rsplit(".", 1)[-1]
-    return aliases
+class ModuleNames:
+    """What one walk of the tree tells about names: import aliases (for the gate), import lines and
+    builtin-shadowing names (for the snippet's prelude)."""
+
+    def __init__(self, tree):
+        import builtins
+
+        self.aliases: dict = {}
+        self.imports: list = []
+        shadowed: set = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    self.imports.append(f"import {a.name}" + (f" as {a.asname}" if a.asname else ""))
+                    if a.asname:
+                        self.aliases[a.asname] = a.name.rsplit(".", 1)[-1]
+            elif isinstance(node, ast.ImportFrom):
+                for a in node.names:
+                    if a.asname:
+                        self.aliases[a.asname] = a.name
+                    if node.module and not node.level and a.name != "*":
+                        self.imports.append(f"from {node.module} import {a.name}" + (f" as {a.asname}" if a.asname else ""))
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                shadowed.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                shadowed.add(node.name)
+            elif isinstance(node, ast.arguments):
+                shadowed.update(a.arg for a in (*node.posonlyargs, *node.args, *node.kwonlyargs))
+        self.shadowed_builtins = sorted(shadowed & set(dir(builtins)))
 
 
 def _judge(node, aliases, unbuffered, seen=None, servers=SERVERS) -> set:
@@ -208,13 +225,13 @@ def _span(node) -> tuple:
     return first, node.end_lineno
 
 
-def plan(tree: ast.Module, text: str) -> tuple:
+def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
     """(modules that can report, the parts of the file they need).
 
     The parts are the top-level statements, functions and methods (with their class's header) in
     which some rule could fire; libcst then parses only those, not the whole module. None means the
     whole file (cross-function rules such as SCL501 follow shared objects from one function to another)."""
-    aliases = _aliases(tree)
+    aliases = names.aliases
     unbuffered = "buffering" in text
     modules: set = set()
     parts: list = []
@@ -248,28 +265,15 @@ def plan(tree: ast.Module, text: str) -> tuple:
     return modules, parts
 
 
-def snippet(tree: ast.Module, text: str, parts) -> tuple:
+def snippet(text: str, parts, names: ModuleNames) -> tuple:
     """(source of just the needed parts, map from its line numbers to the file's).
 
     Imports and builtin-shadowing names come first (generated, so names resolve as in the whole
     file); every other line is copied verbatim with its indentation, so columns are unchanged."""
-    import builtins
-
     lines = text.splitlines()
-    out: list = []
+    out: list = list(names.imports)
     line_map: list = [0]  # 1-based
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                out.append(f"import {a.name}" + (f" as {a.asname}" if a.asname else ""))
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for a in node.names:
-                if a.name != "*":
-                    out.append(f"from {node.module} import {a.name}" + (f" as {a.asname}" if a.asname else ""))
-    shadowed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {
-        n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))} | {
-        a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in (*n.posonlyargs, *n.args, *n.kwonlyargs)}
-    out.extend(f"{name} = None" for name in sorted(shadowed & set(dir(builtins))))
+    out.extend(f"{name} = None" for name in names.shadowed_builtins)
     line_map.extend([0] * len(out))
 
     def copy(first, last):

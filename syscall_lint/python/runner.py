@@ -81,7 +81,6 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
             if isinstance(item, InputError):
                 report.errors.append(item)
                 continue
-            report.inputs += 1
             settings = resolver.for_path(Path(item))
             fp = fingerprints.get(id(settings))
             if fp is None:

@@ -283,25 +283,25 @@ class TraceAnalyzer:
             info = next((i for i in task.fds.values() if i.path == src and i.kind == "file" and i.writes), None)
         if info is None:
             return  # a rename of a file this trace did not see written: out of scope
-        story = {"file": self.path, "open_line": info.open_line, "last_write_line": info.last_write_line, "rename_line": call.line,
+        story = {"open_line": info.open_line, "last_write_line": info.last_write_line, "rename_line": call.line,
                  "pid": call.pid, "src": src, "dst": dst}
         if info.dirty:
-            self._emit("SCL101", call, evidence=dict(story, missing="fsync/fdatasync after the last write"),
+            self._emit("SCL101", call, evidence=dict(story, missing="fsync/fdatasync after the last write"), path=self.path,
                        text=f"{call.name} {dst}", call=call.name + "()", src=repr(src), pid=call.pid,
                        write_line=info.last_write_line)
         else:
-            self.pending_dir.setdefault(dirname(dst), []).append((call, src, dst, story))
+            self.pending_dir.setdefault(dirname(dst), []).append((call, src, dst, story, self.path))
 
     on_renameat = on_renameat2 = on_rename
 
     def _flush_pending(self, tgid=None) -> None:
         for directory in list(self.pending_dir):
             keep = []
-            for call, src, dst, story in self.pending_dir[directory]:
+            for call, src, dst, story, log in self.pending_dir[directory]:
                 if tgid is not None and self.state.task(call.pid).tgid != tgid:
-                    keep.append((call, src, dst, story))
+                    keep.append((call, src, dst, story, log))
                     continue
-                self._emit("SCL102", call, evidence=dict(story, missing=f"fsync of directory {directory}"),
+                self._emit("SCL102", call, evidence=dict(story, missing=f"fsync of directory {directory}"), path=log,
                            text=f"{call.name} {dst}", call=call.name + "()", pid=call.pid, dir=repr(directory))
             if keep:
                 self.pending_dir[directory] = keep
@@ -444,7 +444,7 @@ class TraceAnalyzer:
         line = call_or_line if isinstance(call_or_line, int) else call_or_line.line
         pid = fields.get("pid")
         fields["who"] = f"pid {pid}" if pid else "the traced process"
-        path = path or evidence.pop("file", None) or self.path
+        path = path or self.path
         # The same problem again (a loop, a long-running server): one finding that counts them, so
         # memory grows with distinct problems, not with the length of the log.
         key = (code, path, text)

@@ -92,7 +92,6 @@ def lint_stream_set(display, members, settings, report: Report, stdin=None) -> N
 def lint_traces(paths, resolver) -> Report:
     report = Report(sources={"strace"})
     for display, members in _groups(paths):
-        report.inputs += 1
         if members is None:
             report.errors.append(InputError(display, "no such file or directory"))
             continue
