@@ -29,6 +29,8 @@ def _common(p: argparse.ArgumentParser, short_output: bool = True) -> None:
     p.add_argument("--explain", "-v", action="store_true", help="show each finding's decision tree branch and fix")
     p.add_argument("--baseline", help="report only findings not in this baseline file")
     p.add_argument("--write-baseline", metavar="FILE", help="write the current findings to FILE as the baseline")
+    p.add_argument("--force-exclude", action="store_true",
+                   help="apply exclude to paths named on the command line too (for pre-commit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fix", action="store_true", help="apply safe fixes")
     check.add_argument("--unsafe-fixes", action="store_true", help="with --fix or --diff, include unsafe fixes")
     check.add_argument("--diff", action="store_true", help="print the fixes as a unified diff; change nothing")
+    check.add_argument("--strict", action="store_true",
+                       help="parse every file, so syntax errors are reported even where no rule could match")
 
     trace = sub.add_parser("trace", help="lint recorded strace logs")
     trace.add_argument("paths", nargs="+", metavar="FILE")
@@ -59,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("paths", nargs="+", metavar="BINARY|DIR")
     _common(audit)
     audit.add_argument("-j", "--jobs", type=int, default=None)
+    audit.add_argument("--profile", action="store_true", help="show each binary's syscall-surface profile (also -v)")
 
     rule = sub.add_parser("rule", help="the rule catalog, or one rule's documentation")
     rule.add_argument("code", nargs="?")
@@ -69,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args) -> dict:
-    return {"select": args.select, "extend-select": args.extend_select, "ignore": args.ignore}
+    return {"select": args.select, "extend-select": args.extend_select, "ignore": args.ignore,
+            "force-exclude": args.force_exclude, "strict": getattr(args, "strict", False)}
 
 
 def main(argv=None) -> int:
@@ -127,7 +133,7 @@ def _lint(args, resolver) -> int:
     else:
         from syscall_lint.elf.runner import audit
 
-        report = audit(args.paths, resolver, jobs=args.jobs)
+        report = audit(args.paths, resolver, jobs=args.jobs, profiles=args.profile or args.explain)
     return _emit(args, report, extra_status)
 
 
@@ -136,22 +142,24 @@ def _emit(args, report: Report, extra_status=None) -> int:
 
     report.findings.sort(key=lambda f: f.sort_key())
     if args.write_baseline:
-        from syscall_lint.baseline import write
-
-        write(args.write_baseline, report.findings)
+        return _write_baseline(args, report)
     if args.baseline:
         from syscall_lint.baseline import filter_new
 
         report.findings = filter_new(args.baseline, report.findings)
     text = render(args.format, report, explain=args.explain, statistics=args.statistics)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        problem = _write_output(args.output, text)
+        if problem:
+            print(f"syscall-lint: error: {args.output}: cannot write the report: {problem}", file=sys.stderr)
+            return 2
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
     if args.format in ("text", "gitlab") or args.output:
         sys.stderr.write(render_errors(report))
+    for warning in report.warnings:
+        print(f"syscall-lint: warning: {warning}", file=sys.stderr)
     if extra_status is not None:
         print(f"syscall-lint: the recorded command exited with status {extra_status}", file=sys.stderr)
     if report.errors:
@@ -159,3 +167,34 @@ def _emit(args, report: Report, extra_status=None) -> int:
     if report.findings and not args.exit_zero:
         return 1
     return 0
+
+
+def _write_output(path: str, text: str):
+    """Write the report, creating missing parent folders as ruff does; the reason on failure."""
+    try:
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _write_baseline(args, report: Report) -> int:
+    """Adopting a baseline is not a lint run: confirm what was written, exit 0 (2 on input errors)."""
+    from syscall_lint.baseline import write
+    from syscall_lint.output.text import render_errors
+
+    try:
+        entries = write(args.write_baseline, report.findings)
+    except OSError as exc:
+        print(f"syscall-lint: error: {args.write_baseline}: cannot write the baseline: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    sys.stderr.write(render_errors(report))
+    n = len(report.findings)
+    print(f"syscall-lint: wrote {n} finding{'s' if n != 1 else ''} ({entries} entr{'ies' if entries != 1 else 'y'}) "
+          f"to the baseline {args.write_baseline}", file=sys.stderr)
+    return 2 if report.errors else 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from syscall_lint import catalog
 from syscall_lint._toml import toml
+from syscall_lint.inputs import InputRefused, read_regular
 
 DEFAULT_EXCLUDE = (
     ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".tox", ".nox", ".eggs", "*.egg-info",
@@ -20,7 +21,9 @@ DEFAULT_EXCLUDE = (
     ".ruff_cache", ".syscall_lint_cache", "site-packages",
 )
 LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
-KNOWN_KEYS = set(LIST_KEYS) | {"per-file-ignores", "root"}
+BOOL_KEYS = ("root", "strict", "force-exclude")
+KNOWN_KEYS = set(LIST_KEYS) | set(BOOL_KEYS) | {"per-file-ignores"}
+OPTION_MAXIMUM = 1e12  # thresholds are counts, sizes and rates; past this a value is a typo (or inf/nan)
 
 
 class ConfigError(Exception):
@@ -36,6 +39,8 @@ class Settings:
     options: dict = field(default_factory=dict)  # code -> {option: value}
     base: Path = Path(".")
     origin: str = "<defaults>"
+    strict: bool = False  # parse every file, so syntax errors surface even where no rule could match
+    force_exclude: bool = False  # apply exclude to paths named on the command line too (pre-commit)
 
     def enabled(self, code: str, path: str | None = None) -> bool:
         if code not in self.select or _matches_codes(code, self.ignore):
@@ -58,7 +63,10 @@ class Settings:
 
     def excluder(self, arg: str):
         """The exclude test for files below a command-line argument. A path named on the command
-        line is always analysed; below an excluded one, only name patterns (.git, build...) apply."""
+        line is analysed even when excluded (below it only name patterns such as .git apply), unless
+        force-exclude is on: pre-commit names every changed file, vendor/ included."""
+        if self.force_exclude and self.is_excluded(arg):
+            return lambda path: True
         names_only = self.is_excluded(arg)
         return lambda path: self.is_excluded(path, names_only)
 
@@ -125,7 +133,9 @@ def parse_table(table: dict, origin: str, base: Path) -> Settings:
     options = {code: rule.option_defaults() for code, rule in cat.rules.items()}
     for key, value in table.items():
         rule = cat.resolve(key)
-        if rule is not None and isinstance(value, dict):
+        if rule is not None and not isinstance(value, dict):
+            raise ConfigError(f"{origin}: {key}: expected a table of options for {rule.code}, got {_kind(value)}")
+        if rule is not None:
             for opt, optval in value.items():
                 spec = rule.options.get(opt)
                 if spec is None:
@@ -133,15 +143,16 @@ def parse_table(table: dict, origin: str, base: Path) -> Settings:
                 expected = {"int": int, "float": (int, float), "bool": bool, "str": str}[spec["type"]]
                 if not isinstance(optval, expected) or isinstance(optval, bool) != (spec["type"] == "bool"):
                     raise ConfigError(f"{origin}: [{key}] {opt}: expected {spec['type']}, got {optval!r}")
-                if spec["type"] in ("int", "float") and optval < 0:
-                    raise ConfigError(f"{origin}: [{key}] {opt}: must not be negative")
+                if spec["type"] in ("int", "float") and not 0 <= optval <= OPTION_MAXIMUM:
+                    raise ConfigError(f"{origin}: [{key}] {opt}: must be a number from 0 to {OPTION_MAXIMUM:g}")
                 options[rule.code][opt] = optval
         elif key not in KNOWN_KEYS:
             raise ConfigError(f"{origin}: unknown key {key!r}")
         elif key in LIST_KEYS and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ConfigError(f"{origin}: {key}: expected a list of strings")
-    if not isinstance(table.get("root", False), bool):
-        raise ConfigError(f"{origin}: root: expected true or false")
+    for key in BOOL_KEYS:
+        if not isinstance(table.get(key, False), bool):
+            raise ConfigError(f"{origin}: {key}: expected true or false")
     select = expand(table["select"], origin, "select") if "select" in table else cat.default_codes()
     select |= expand(table.get("extend-select", []), origin, "extend-select")
     ignore = expand(table.get("ignore", []), origin, "ignore")
@@ -155,22 +166,44 @@ def parse_table(table: dict, origin: str, base: Path) -> Settings:
         per_file.append((pattern, tuple(sorted(expand(codes, origin, f"per-file-ignores.{pattern}")))))
     exclude = tuple(table["exclude"]) if "exclude" in table else DEFAULT_EXCLUDE
     exclude += tuple(table.get("extend-exclude", ()))
-    return Settings(frozenset(select), frozenset(ignore), tuple(per_file), exclude, options, base, origin)
+    return Settings(frozenset(select), frozenset(ignore), tuple(per_file), exclude, options, base, origin,
+                    strict=table.get("strict", False), force_exclude=table.get("force-exclude", False))
+
+
+# A configuration file is a few hundred bytes; anything past this is not one (or is /dev/zero).
+CONFIG_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 def read_file(path: Path) -> tuple[dict, bool]:
     """Return (the syscall-lint table, whether this file declares one)."""
     try:
-        with open(path, "rb") as fh:
-            data = toml.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raw = read_regular(str(path), CONFIG_SIZE_LIMIT)
+    except InputRefused as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = toml.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 (byte {exc.start})") from None
     except ValueError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
+    tool = data.get("tool")
+    if tool is not None and not isinstance(tool, dict):
+        if path.name == "pyproject.toml":
+            return {}, False  # someone else's `tool` key; this file says nothing about us
+        raise ConfigError(f"{path}: tool: expected a table, got {_kind(tool)}")
+    table = (tool or {}).get("syscall-lint")
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: tool.syscall-lint: expected a table, got {_kind(table)}")
     if path.name == "pyproject.toml":
-        table = data.get("tool", {}).get("syscall-lint")
         return (table or {}), table is not None
-    return data.get("tool", {}).get("syscall-lint", data), True
+    return (table if table is not None else data), True
+
+
+def _kind(value) -> str:
+    names = {str: "a string", list: "an array", bool: "a boolean", int: "an integer", float: "a float"}
+    return names.get(type(value), type(value).__name__)
 
 
 class Resolver:
@@ -178,6 +211,11 @@ class Resolver:
 
     def __init__(self, config_file: str | None = None, overrides: dict | None = None):
         self.overrides = overrides or {}
+        # Command-line selections are checked here, so an unknown code is blamed on the flag that
+        # named it, not on whichever configuration file happens to be found later.
+        for key, value in self.overrides.items():
+            if key in LIST_KEYS and value is not None:
+                expand(value, "command line", f"--{key}")
         self._by_dir: dict[Path, Settings] = {}
         self._fixed = None
         if config_file:
@@ -190,10 +228,16 @@ class Resolver:
         for key in ("select", "extend-select", "ignore"):
             if self.overrides.get(key) is not None:
                 if key == "select":
+                    # as in ruff, a selection on the command line starts afresh: codes named there
+                    # are reported even if the file's select or ignore left them out
                     table["select"] = self.overrides[key]
                     table.pop("extend-select", None)
+                    table.pop("ignore", None)
                 else:
                     table[key] = list(table.get(key, [])) + list(self.overrides[key])
+        for key in BOOL_KEYS:
+            if self.overrides.get(key):
+                table[key] = True
         return parse_table(table, origin, base)
 
     def for_path(self, path: Path) -> Settings:

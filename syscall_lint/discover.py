@@ -17,7 +17,8 @@ def walk(arg: str, want: Callable[[str], bool], excluded: Callable[[str], bool])
         yield InputError(arg, "broken symbolic link")
         return
     if not os.path.isdir(arg):
-        yield arg
+        if not excluded(arg):  # named files pass unless --force-exclude made the excluder say no
+            yield arg
         return
     for root, dirs, files in os.walk(arg, followlinks=False, onerror=None):
         dirs[:] = sorted(d for d in dirs if not excluded(os.path.join(root, d))

@@ -12,6 +12,7 @@ class Report:
     sources: set = field(default_factory=set)  # python | strace | elf, for SARIF runs
     preamble: list = field(default_factory=list)  # text shown before findings (audit profiles)
     extra: dict = field(default_factory=dict)  # per-source summaries for JSON (profiles, exit status)
+    warnings: list = field(default_factory=list)  # one-line notes on stderr: nothing matched, state dropped
 
     def merge(self, other: "Report") -> None:
         self.findings.extend(other.findings)
@@ -19,3 +20,4 @@ class Report:
         self.sources |= other.sources
         self.preamble.extend(other.preamble)
         self.extra.update(other.extra)
+        self.warnings.extend(other.warnings)

@@ -32,6 +32,30 @@ def expected_marks(path: Path):
     return marks
 
 
+def marked_findings(folder: Path):
+    """{(file name, line, code)} for every `# expect:` mark in the fixtures of a folder."""
+    return {(path.name, line, code) for path in sorted(folder.glob("*.py"))
+            for line, code in expected_marks(path)}
+
+
+PYTHON_MARKS = marked_findings(FIXTURES / "python")
+
+
+def network_available(host: str = "pypi.org", port: int = 443, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# Identity for tests that make git commits, given through the environment: CI needs no global config.
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "syscall-lint tests", "GIT_AUTHOR_EMAIL": "tests@syscall-lint.invalid",
+                "GIT_COMMITTER_NAME": "syscall-lint tests", "GIT_COMMITTER_EMAIL": "tests@syscall-lint.invalid"}
+
+
 @pytest.fixture
 def root():
     return ROOT

@@ -14,14 +14,16 @@ def location(f) -> str:
 
 
 def render(report, explain: bool = False, statistics: bool = False) -> str:
-    out = list(report.preamble)
-    for f in report.findings:
+    out = []
+    # --statistics alone is a summary (as in ruff): the counts, not the findings; with --explain, both
+    for f in report.findings if explain or not statistics else ():
         out.append(f"{location(f)}: {f.code} {f.message}")
         if explain:
             tree = f.decision_tree
             out.append(f"    decision tree  {tree['id']} — {tree['question']} → {tree['answer']}")
             out.append(f"    fix            {f.fix}")
             out.append(f"    docs           {f.url}")
+    out.extend(report.preamble)  # audit profiles: after the findings, which a reader wants first
     if statistics and report.findings:
         counts = Counter((f.code, f.name) for f in report.findings)
         for (code, name), n in sorted(counts.items()):
