@@ -44,9 +44,16 @@ def main() -> int:
     subprocess.run(f"xargs -0 -P1 -n 64 readelf -W --dyn-syms < {listing} > /dev/null 2>&1", shell=True)
     readelf = time.perf_counter() - t0
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "syscall_lint", "audit", "--format", "json", *dirs],
-                          capture_output=True, text=True, cwd=ROOT)
+    # peak RSS of the audit and its workers, in their own probe process (RUSAGE_CHILDREN there sees
+    # only them, not readelf)
+    probe = ("import resource, subprocess, sys\n"
+             "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+             "sys.stdout.write(p.stdout)\n"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "syscall_lint", "audit", "--format",
+                           "json", *dirs], capture_output=True, text=True, cwd=ROOT)
     ours = time.perf_counter() - t0
+    peak_mb = int(proc.stderr.split()[-1])
     doc = json.loads(proc.stdout)
     codes = {}
     for f in doc["findings"]:
@@ -54,7 +61,7 @@ def main() -> int:
     os.unlink(listing)
     print(f"readelf -W --dyn-syms via xargs  {readelf:6.2f} s  {len(files) / readelf:7.0f} files/s")
     print(f"syscall-lint audit (all rules)   {ours:6.2f} s  {len(files) / ours:7.0f} files/s  "
-          f"(-j {os.cpu_count()}; findings {codes}; errors {len(doc['errors'])})")
+          f"(-j {os.cpu_count()}; findings {codes}; errors {len(doc['errors'])}; peak RSS of one process {peak_mb} MiB)")
     print(f"ratio: readelf time / syscall-lint time = {readelf / ours:.2f} (goal > 1)")
     return 0
 

@@ -17,6 +17,7 @@ from syscall_lint._toml import toml
 
 DOCS_URL = "https://github.com/syscall-lint/syscall-lint/blob/main/docs/rules/{code}.md"
 SEVERITIES = ("error", "warning", "info")
+CONFIDENCES = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class Rule:
     options: dict = field(default_factory=dict)
     default: bool = True
     fix_safety: str | None = None
+    confidence_by_source: dict = field(default_factory=dict)  # source -> confidence, where they differ
+
+    def confidence_for(self, source: str) -> str:
+        """How sure a finding from `source` is: `confidence = { python = "high", elf = "medium" }`
+        in the TOML, or the rule's single `confidence` for every source."""
+        return self.confidence_by_source.get(source, self.confidence)
 
     @property
     def url(self) -> str:
@@ -92,12 +99,13 @@ class Catalog:
             raise ValueError(f"{filename}: severity must be one of {SEVERITIES}")
         if data["tree"] not in self.trees:
             raise ValueError(f"{filename}: unknown decision tree {data['tree']!r}")
+        confidence, by_source = _confidence(data.get("confidence", "medium"), filename)
         return Rule(
             code=code,
             name=data["name"],
             summary=data["summary"],
             severity=data["severity"],
-            confidence=data.get("confidence", "medium"),
+            confidence=confidence,
             sources=tuple(data["sources"]),
             tree=self.trees[data["tree"]],
             branch=data["branch"],
@@ -108,6 +116,7 @@ class Catalog:
             options=dict(data.get("options", {})),
             default=data.get("default", True),
             fix_safety=data.get("fix_safety"),
+            confidence_by_source=by_source,
         )
 
     def resolve(self, code_or_name: str) -> Rule | None:
@@ -116,6 +125,16 @@ class Catalog:
 
     def default_codes(self) -> set:
         return {code for code, rule in self.rules.items() if rule.default}
+
+
+def _confidence(value, filename: str) -> tuple:
+    """(the rule's overall confidence, per-source confidences). A table's overall value is its lowest."""
+    by_source = dict(value) if isinstance(value, dict) else {}
+    values = list(by_source.values()) if by_source else [value]
+    for v in values:
+        if v not in CONFIDENCES:
+            raise ValueError(f"{filename}: confidence must be one of {CONFIDENCES}, got {v!r}")
+    return min(values, key=CONFIDENCES.index), by_source
 
 
 @functools.lru_cache(maxsize=1)

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     record = sub.add_parser("record", help="run a command under strace and lint the recording")
     record.add_argument("-o", "-O", "--trace-output", dest="trace_output", help="keep the strace log in this file")
     _common(record, short_output=False)
+    record.add_argument("--check", action="append", metavar="PATH", default=[],
+                        help="also analyse PATH statically (Python sources or ELF binaries) and join: findings "
+                             "the run reached are marked confirmed; run findings the static rules missed are "
+                             "reported at their source line (repeatable)")
+    record.add_argument("--no-source-map", dest="source_map", action="store_false",
+                        help="do not map syscalls to source lines (no strace -k, no Python start-up shim)")
     record.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
 
     audit = sub.add_parser("audit", help="audit ELF binaries (never executed)")
@@ -122,14 +128,15 @@ def _lint(args, resolver) -> int:
 
         report = lint_traces(args.paths, resolver)
     elif args.command == "record":
-        from syscall_lint.strace.record import record
+        from syscall_lint.sourcemap.joined import record_with_sources
 
         cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
         if not cmd:
             print("syscall-lint: record: give the command after --, e.g. syscall-lint record -- python3 app.py",
                   file=sys.stderr)
             return 2
-        report, extra_status = record(cmd, args.trace_output, resolver)
+        report, extra_status = record_with_sources(cmd, args.trace_output, resolver, check_paths=args.check,
+                                                   source_map=args.source_map)
     else:
         from syscall_lint.elf.runner import audit
 

@@ -21,7 +21,8 @@ from syscall_lint import catalog
 from syscall_lint.discover import walk
 from syscall_lint.durable import write_atomic
 from syscall_lint.findings import InputError
-from syscall_lint.python.analyzer import BadInput, analyze, decode
+from syscall_lint.inputs import InputRefused, read_regular
+from syscall_lint.python.analyzer import MAX_BYTES, MAX_CST_BYTES, BadInput, analyze, decode, too_costly
 
 DIR_SYNC = [
     "{dfd} = {os}.open({os}.path.dirname({os}.path.abspath({dst})) or \".\", {os}.O_RDONLY)",
@@ -85,6 +86,10 @@ def _add_import_os(module: cst.Module) -> cst.Module:
     return module.with_changes(body=body)
 
 
+class CannotFix(BadInput):
+    """The file was analysed but cannot be fixed; only --fix knows, so only --fix reports it."""
+
+
 def fix_source(text: str, path: str, settings, unsafe: bool) -> tuple:
     """(new text, number of fixes applied). Raises BadInput for files that cannot be analysed."""
     cat = catalog.load()
@@ -93,6 +98,8 @@ def fix_source(text: str, path: str, settings, unsafe: bool) -> tuple:
     findings = [f for f in analyze(text, path, settings) if f.code in wanted and f.evidence.get("autofix")]
     if not findings:
         return text, 0
+    if len(text) > MAX_CST_BYTES:  # the edits need the whole file in libcst, not just the snippet
+        raise CannotFix(str(too_costly("the file to fix", len(text.encode("utf-8", "surrogatepass")), MAX_CST_BYTES)))
     module = cst.parse_module(text)
     os_name = _os_name(module)
     needs_os = os_name is None
@@ -134,19 +141,25 @@ def run_fixes(paths, resolver, unsafe: bool, diff_only: bool) -> int:
 
     status = 0
     total = 0
+
+    def error(path: str, message, fix_only: bool = False) -> None:
+        # with --fix the check that follows reports a bad input again: one line per input
+        if diff_only or fix_only:
+            print(f"syscall-lint: error: {path}: {message}", file=sys.stderr)
+
     for arg in paths:
         excluded = resolver.for_path(Path(arg)).excluder(arg) if os.path.exists(arg) else (lambda p: False)
         for item in walk(arg, lambda p: p.endswith((".py", ".pyi")), excluded):
             if isinstance(item, InputError):
-                print(f"syscall-lint: error: {item.path}: {item.message}", file=sys.stderr)
+                error(item.path, item.message)
                 status = 2
                 continue
             try:
-                with open(item, "rb") as fh:
-                    text = decode(fh.read())
+                # a FIFO or a device named *.py must not block or fill memory: regular files only
+                text = decode(read_regular(item, MAX_BYTES))
                 new, count = fix_source(text, item, resolver.for_path(Path(item)), unsafe)
-            except (OSError, BadInput) as exc:
-                print(f"syscall-lint: error: {item}: {exc}", file=sys.stderr)
+            except (OSError, BadInput, InputRefused) as exc:
+                error(item, exc, fix_only=isinstance(exc, CannotFix))
                 status = 2
                 continue
             if not count or new == text:

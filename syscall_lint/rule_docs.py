@@ -6,6 +6,15 @@ import json
 import sys
 
 from syscall_lint import catalog
+from syscall_lint.findings import placeholders
+
+
+def readable_fix(rule) -> str:
+    """The fix for a page: a template's fields ({handle}) shown as <handle>, not as raw braces."""
+    text = rule.fix
+    for name in placeholders(text):
+        text = text.replace("{" + name + "}", f"<{name}>")
+    return text
 
 
 def page(rule) -> str:
@@ -38,7 +47,7 @@ Branch: **{rule.branch}**
 ```
 
 ## Fix
-{rule.fix}
+{readable_fix(rule)}
 
 ## References
 {refs}
@@ -73,7 +82,7 @@ def command(code: str | None, fmt: str) -> int:
         print(f"syscall-lint: unknown rule {code!r}; `syscall-lint rule` lists them", file=sys.stderr)
         return 2
     if fmt == "json":
-        print(json.dumps({"code": rule.code, "name": rule.name, "doc": rule.doc, "fix": rule.fix,
+        print(json.dumps({"code": rule.code, "name": rule.name, "doc": rule.doc, "fix": readable_fix(rule),
                           "decision_tree": {"id": rule.tree.id, "question": rule.tree.question,
                                             "answer": rule.branch, "tree": rule.tree.tree}, "url": rule.url}, indent=2))
     else:

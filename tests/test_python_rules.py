@@ -1,13 +1,16 @@
 """The Python analyser on the shipped fixtures: every planted problem, nothing else."""
 
+import importlib.util
 import os
+import stat
 import sysconfig
 from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, expected_marks
+from conftest import FIXTURES, ROOT, expected_marks, run_cli, run_json
 from syscall_lint.config import parse_table
+from syscall_lint.python import analyzer, runner
 from syscall_lint.python.analyzer import BadInput, analyze, decode
 
 PY_FIXTURES = sorted((FIXTURES / "python").glob("*.py"))
@@ -193,3 +196,185 @@ def test_prescreen_is_conservative_on_fixtures_and_stdlib():
         except BadInput:
             continue
         assert gated == full, name
+
+
+# --- hardening: deep, huge and non-regular inputs give a result or one line, never a traceback ----
+
+
+SAVE = "import os\n\ndef save(p, t):\n    with open(p + '.tmp', 'w') as f:\n        f.write(t)\n    os.replace(p + '.tmp', p)\n"
+
+
+def test_hundreds_of_nested_lambdas_outside_rule_code_pass_the_gate():
+    # 600 nested lambdas once broke the gate's recursive visitor; the gate now walks with a stack
+    src = SAVE + "f = " + "lambda: " * 600 + "1\n"
+    assert [(f.line, f.code) for f in lint(src)] == [(6, "SCL101")]
+
+
+def test_deep_code_inside_a_function_libcst_must_read_is_one_line_error():
+    src = ("import os\n\ndef save(p, t):\n    with open(p + '.tmp', 'w') as f:\n        f.write(t)\n"
+           "        g = " + "lambda: " * 600 + "1\n    os.replace(p + '.tmp', p)\n")
+    with pytest.raises(BadInput) as exc:
+        lint(src)
+    assert str(exc.value) == analyzer.TOO_DEEP
+
+
+def test_source_over_the_parse_bound_is_too_costly_before_parsing():
+    src = SAVE + "x = [" + "1, " * (analyzer.MAX_PARSE_BYTES // 3 + 10) + "]\n"
+    with pytest.raises(BadInput) as exc:
+        lint(src)
+    limit = analyzer._mib(analyzer.MAX_PARSE_BYTES)
+    assert str(exc.value) == f"too costly to analyse (the source to parse is {analyzer._mib(len(src))}, the limit is {limit})"
+
+
+def test_rule_code_over_the_libcst_bound_is_too_costly():
+    one = SAVE.split("\n", 2)[2].replace("def save", "def save{}")
+    src = "import os\n\n" + "".join(one.format(i) for i in range(analyzer.MAX_CST_BYTES // len(one) + 50))
+    assert len(src) < analyzer.MAX_PARSE_BYTES
+    with pytest.raises(BadInput) as exc:
+        lint(src)
+    limit = analyzer._mib(analyzer.MAX_CST_BYTES)
+    assert str(exc.value).startswith("too costly to analyse (the code the rules must parse is ")
+    assert str(exc.value).endswith(f", the limit is {limit})")
+
+
+def test_huge_file_no_rule_can_match_is_not_parsed_and_passes():
+    src = "DATA = [\n" + "    'harmless',\n" * 200_000 + "]\n"
+    assert len(src) > analyzer.MAX_PARSE_BYTES
+    assert lint(src) == []
+
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+
+
+@needs_fifo
+def test_fifo_named_or_found_in_a_folder_is_one_line_error(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    os.mkfifo(tmp_path / "pkg" / "pipe.py")
+    os.mkfifo(tmp_path / "named.py")
+    (tmp_path / "pkg" / "ok.py").write_text(SAVE)
+    proc, doc = run_json("check", "--no-cache", tmp_path / "pkg", tmp_path / "named.py")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert sorted((e["path"], e["message"]) for e in doc["errors"]) == [
+        (str(tmp_path / "named.py"), "not a regular file (a FIFO)"),
+        (str(tmp_path / "pkg" / "pipe.py"), "not a regular file (a FIFO)"),
+    ]
+    assert [(f["line"], f["code"]) for f in doc["findings"]] == [(6, "SCL101")]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero") or not stat.S_ISCHR(os.stat("/dev/zero").st_mode),
+                    reason="no /dev/zero character device")
+def test_device_named_or_linked_as_py_is_one_line_error(tmp_path):
+    os.symlink("/dev/zero", tmp_path / "zero.py")
+    proc, doc = run_json("check", "--no-cache", "/dev/zero", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert sorted((e["path"], e["message"]) for e in doc["errors"]) == [
+        ("/dev/zero", "not a regular file (a character device)"),
+        (str(tmp_path / "zero.py"), "not a regular file (a character device)"),
+    ]
+
+
+def test_strict_reports_syntax_errors_where_no_rule_could_match(tmp_path):
+    (tmp_path / "broken.py").write_text("def f(:\n    return 1\n")
+    (tmp_path / "fine.py").write_text("x = 1\n")
+    relaxed = run_cli("check", "--no-cache", tmp_path)
+    assert relaxed.returncode == 0 and relaxed.stderr == ""
+    for args, cwd in ((["--strict", str(tmp_path)], None), ([str(tmp_path)], tmp_path)):
+        if cwd is not None:
+            (tmp_path / "pyproject.toml").write_text("[tool.syscall-lint]\nstrict = true\n")
+        proc, doc = run_json("check", "--no-cache", *args, cwd=cwd)
+        assert proc.returncode == 2
+        assert [(e["path"].rsplit("/", 1)[-1], e["message"]) for e in doc["errors"]] == [
+            ("broken.py", "syntax error at 1:7: invalid syntax")]
+
+
+def test_a_worker_that_dies_costs_only_its_own_file(tmp_path, monkeypatch):
+    """A worker killed (for memory, say) breaks the whole pool; the unfinished files are re-run one
+    at a time, so only the culprit gets the error and every other file keeps its findings."""
+    for i in range(12):
+        (tmp_path / f"m{i:02d}.py").write_text(SAVE)
+    (tmp_path / "m05.py").write_text(SAVE + "# the culprit\n")
+    real_work = runner._work
+
+    def dying_work(job):
+        if job.path.endswith("m05.py"):
+            os._exit(137)  # as the kernel's OOM killer or an allocation abort would end it
+        return real_work(job)
+
+    monkeypatch.setattr(runner, "_work", dying_work)
+    from syscall_lint.config import Resolver
+
+    report = runner.check([str(tmp_path)], Resolver(), jobs=2)
+    assert [(e.path.rsplit("/", 1)[-1], e.message) for e in report.errors] == [("m05.py", runner.WORKER_DIED)]
+    assert sorted((f.path.rsplit("/", 1)[-1], f.line, f.code) for f in report.findings) == [
+        (f"m{i:02d}.py", 6, "SCL101") for i in range(12) if i != 5]
+
+
+def test_scl101_names_the_last_write_not_the_rename():
+    src = ("import os\n\ndef save(p, parts):\n    with open(p + '.tmp', 'w') as f:\n        f.write('a')\n"
+           "        f.write('b')\n\n    os.replace(p + '.tmp', p)\n")
+    [finding] = lint(src)
+    assert (finding.line, finding.message.rsplit(" ", 1)[-1]) == (8, "6")
+    [aliased] = lint((FIXTURES / "python" / "writer_alias.py").read_text())
+    assert aliased.message.endswith("it was opened for writing on line 8 and not fsync'd since")
+
+
+def _fuzz_kind():
+    spec = importlib.util.spec_from_file_location("fuzz_kind_python", ROOT / "bench" / "fuzz" / "kinds" / "python.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_valid_unusual_syntax_from_the_fuzz_kind_analyses_without_error(index):
+    kind = _fuzz_kind()
+    src = "import os\n" + kind.UNUSUAL[index] + "\n" + SAVE
+    rename_line = src.count("\n")  # SAVE's os.replace is the last line
+    assert (rename_line, "SCL101") in [(f.line, f.code) for f in lint(src)]
+
+
+def test_fuzz_kind_is_deterministic_for_a_seed(tmp_path):
+    import random
+
+    kind = _fuzz_kind()
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    for index in range(0, 40, 3):
+        a = kind.generate(random.Random(f"s:{index}"), index, first)
+        b = kind.generate(random.Random(f"s:{index}"), index, second)
+        assert a.name == b.name
+        if a.is_file() and not a.is_symlink():
+            assert a.read_bytes() == b.read_bytes()
+
+
+@needs_fifo
+def test_fix_reports_each_bad_input_once_and_a_file_too_big_to_fix(tmp_path):
+    os.mkfifo(tmp_path / "pipe.py")
+    filler = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(analyzer.MAX_CST_BYTES // 30))
+    (tmp_path / "big.py").write_text(filler + SAVE)
+    proc = run_cli("check", "--no-cache", "--fix", "--unsafe-fixes", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    prefix = "syscall-lint: error: "
+    lines = sorted(line[len(prefix):].split(": ", 1) for line in proc.stderr.splitlines() if line.startswith(prefix))
+    limit = analyzer._mib(analyzer.MAX_CST_BYTES)
+    assert [path for path, _ in lines] == [str(tmp_path / "big.py"), str(tmp_path / "pipe.py")]
+    assert lines[0][1].startswith("too costly to analyse (the file to fix is ") and lines[0][1].endswith(f"limit is {limit})")
+    assert lines[1][1] == "not a regular file (a FIFO)"
+    assert (tmp_path / "big.py").read_text() == filler + SAVE  # nothing half-applied
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_newer_syntax_analyses_or_is_a_one_line_syntax_error(index):
+    import sys
+
+    src = "import os\n" + _fuzz_kind().NEWER[index]
+    if sys.version_info >= (3, 12):  # `ast` knows it; libcst may or may not yet
+        try:
+            assert [f.code for f in lint(src)] == ["SCL201"]
+        except BadInput as exc:
+            assert str(exc).startswith("syntax error") and "\n" not in str(exc)
+    else:
+        with pytest.raises(BadInput, match=r"^syntax error at \d+:\d+: ") as exc:
+            lint(src)
+        assert "\n" not in str(exc.value)

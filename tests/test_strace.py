@@ -100,8 +100,27 @@ EXPECTED = {
     "record_flags.strace": {"SCL101": 1, "SCL102": 1},
     "journal_fsync_each.strace": {"SCL103": 1},
     "relay_proxy.strace": {"SCL402": 1},
+    # issue 11: each new rule's recording and its correct twin (record_more.sh)
+    "dd_bs16.strace": {"SCL201": 1, "SCL203": 1},
+    "dd_bs64k.strace": {},
+    "shell_echo_loop.strace": {"SCL201": 1},
+    "shell_printf_once.strace": {},
+    "sed_i_twice.strace": {"SCL101": 2},
+    "durable_replace_twice.strace": {},
+    "fsync_each_file.strace": {"SCL104": 1},
+    "syncfs_once.strace": {},
+    "unbuffered_lines.strace": {"SCL203": 1},
+    "buffered_lines.strace": {},
+    "busy_poll.strace": {"SCL204": 1},
+    "blocking_poll.strace": {},
+    "lock_contention.strace": {},  # SCL601 is opt-in: see test_strace_rules.py
+    "lock_sharded.strace": {},
+    "mmap_per_request.strace": {},  # SCL701 is opt-in: see test_strace_rules.py
+    "mmap_reused.strace": {},
 }
-LINE_SYSCALL = {"SCL402": ("recvfrom", "read(", "recv"), "SCL103": ("write",), "SCL202": ("clock_gettime", "gettimeofday", "time("), "SCL101": ("rename",), "SCL102": ("rename",), "SCL201": ("write",), "SCL301": ("clone",),
+LINE_SYSCALL = {"SCL104": ("fsync",), "SCL203": ("read(", "pread64("), "SCL204": ("poll(", "select(", "epoll_wait("),
+                "SCL601": ("futex(",), "SCL701": ("mmap(",),
+                "SCL402": ("recvfrom", "read(", "recv"), "SCL103": ("write",), "SCL202": ("clock_gettime", "gettimeofday", "time("), "SCL101": ("rename",), "SCL102": ("rename",), "SCL201": ("write",), "SCL301": ("clone",),
                 "SCL302": ("clone", "fork"), "SCL401": ("read",)}
 
 
@@ -217,11 +236,16 @@ def test_memory_is_flat_as_the_trace_grows():
     assert peaks[1] < peaks[0] * 1.5, peaks
 
 
-def test_fsync_per_rule_threshold_is_configurable():
-    text = "".join(f'9 write(1, "x", 1) = 1\n' for _ in range(10))
+def test_fsync_per_write_threshold_is_configurable():
+    # 10 syncs each after one small write: under SCL103's default min-syncs (16), over a lowered one
+    text = '9 openat(AT_FDCWD, "j.log", O_WRONLY|O_CREAT|O_APPEND, 0644) = 3\n' + "".join(
+        '9 write(3, "rec\\n", 4) = 4\n9 fsync(3) = 0\n' for _ in range(10))
     assert lint_text(text, "t", DEFAULTS) == []
-    low = parse_table({"unbatched-writes": {"min-calls": 5}}, "<t>", Path("."))
-    assert [f.code for f in lint_text(text, "t", low)] == ["SCL201"]
+    at_ten = parse_table({"fsync-per-small-write": {"min-syncs": 10}}, "<t>", Path("."))
+    (finding,) = lint_text(text, "t", at_ten)
+    assert (finding.code, finding.line, finding.evidence["syncs"]) == ("SCL103", 2, 10)
+    above = parse_table({"fsync-per-small-write": {"min-syncs": 11}}, "<t>", Path("."))
+    assert lint_text(text, "t", above) == []
 
 
 def test_request_response_writes_are_not_a_run():

@@ -9,6 +9,11 @@ AREAS = {
         "replaces": {"rename", "renameat", "renameat2"},
         "syncs": {"fsync", "fdatasync", "syncfs", "sync", "msync"},
         "weak": {"sync_file_range"},
+        # what writes a file's data (a binary's write→rename path starts with one of these); the printf
+        # family is left out (how programs print diagnostics), and so are copy_file_range and sendfile
+        # (cp, mv and install copy files someone else wrote)
+        "writes": {"write", "pwrite", "pwrite64", "writev", "pwritev", "pwritev2", "fwrite", "fwrite_unlocked",
+                   "fputs", "fputs_unlocked"},
     },
     "connections": {
         "accepts": {"accept", "accept4"},
@@ -28,6 +33,12 @@ AREAS = {
                           "sem_wait", "pthread_cond_wait", "futex"}},
 }
 EVENT_LIBRARIES = ("libevent", "libev.", "libuv", "liburing", "libglib-2.0", "libsystemd", "libzmq", "libnghttp2")
+# the libraries whose dispatch loop calls a program's callbacks (the loop is in the library)
+DISPATCH_LIBRARIES = ("libevent", "libev.", "libuv", "libglib-2.0")
+
+
+def dispatch_libraries(info) -> list:
+    return [lib for lib in info.needed if lib.startswith(DISPATCH_LIBRARIES)]
 
 
 def surface(info) -> set:
@@ -65,7 +76,8 @@ def _join(items, none="—"):
     return ", ".join(items) if items else none
 
 
-def render(info, prof: dict, notes: list) -> list:
+def render(info, prof: dict, notes: list, shared_notes=()) -> list:
+    """The profile's lines; `shared_notes` are left out (the caller says them once per run)."""
     libs = f" ({', '.join(info.needed)})" if info.needed else ""
     link = "static" if info.static else "dynamic"
     runtime = f", {info.runtime} runtime" if info.runtime else ""
@@ -91,5 +103,6 @@ def render(info, prof: dict, notes: list) -> list:
         if prof[area]:
             lines.append(f"    {area:<13} {_join(prof[area])}")
     for note in notes:
-        lines.append(f"    note          {note}")
+        if note not in shared_notes:
+            lines.append(f"    note          {note}")
     return lines

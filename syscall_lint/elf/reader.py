@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from elftools.elf.elffile import ELFFile
 
 from syscall_lint.elf.layout import SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, Corrupt, Layout
+from syscall_lint.inputs import InputRefused, open_regular
 
 MAX_FILE = 1 << 30  # 1 GiB: larger files are refused, not read
 MAX_SYMBOLS = 2_000_000
+# Code held in memory per binary. The largest text on a Debian system is ~53 MB (libLLVM); what lies
+# beyond this budget is not analysed rather than read.
+MAX_CODE = 64 << 20
+# Real binaries have a handful of executable sections (at most 6 across /usr/bin and /usr/lib); a table
+# of thousands is hostile, and each one would be scanned.
+MAX_CODE_SECTIONS = 256
 MACHINES = {"EM_X86_64": "x86-64", "EM_AARCH64": "aarch64", "EM_ARM": "arm", "EM_386": "x86",
             "EM_RISCV": "riscv", "EM_PPC64": "ppc64", "EM_PPC": "ppc", "EM_S390": "s390x", "EM_MIPS": "mips",
             "EM_LOONGARCH": "loongarch", "EM_SPARCV9": "sparc64"}
@@ -47,6 +54,7 @@ class ElfInfo:
     static: bool = False
     stripped: bool = False
     runtime: Optional[str] = None  # go | rust | None
+    unwind: bool = False  # has an .eh_frame_hdr search table (function bounds for stripped code)
     _functions: Optional[list] = None
 
     @property
@@ -66,11 +74,18 @@ class ElfInfo:
         return f"ELF{self.bits} {self.machine}{'' if self.little else ' big-endian'}"
 
 
+class CodeSection(NamedTuple):
+    name: str
+    address: int
+    data: bytes
+
+
 def is_elf(path: str) -> bool:
+    """Starts with the ELF magic; False for anything that is not a readable regular file."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return fh.read(4) == b"\x7fELF"
-    except OSError:
+    except (OSError, InputRefused):
         return False
 
 
@@ -81,15 +96,16 @@ class _open:
         self.path = path
 
     def __enter__(self):
-        self.fh = open(self.path, "rb")
+        try:
+            self.fh = open_regular(self.path, MAX_FILE)
+        except InputRefused as exc:  # a FIFO, device or socket is refused without blocking
+            raise NotElf(str(exc)) from None
         try:
             self.fh.seek(0, 2)
             size = self.fh.tell()
             self.fh.seek(0)
             if self.fh.read(4) != b"\x7fELF":
                 raise NotElf("not an ELF file (wrong magic)")
-            if size > MAX_FILE:
-                raise NotElf(f"file too large ({size >> 20} MiB > {MAX_FILE >> 20} MiB)")
             self.fh.seek(0)
             elf = ELFFile(self.fh)
             header = elf.header
@@ -159,6 +175,7 @@ def _read(layout: Layout, header, path: str) -> ElfInfo:
         elif sym.kind in (STT_FUNC, STT_GNU_IFUNC):
             info.exports.add(sym.name)
     info.stripped = ".symtab" not in layout.by_name
+    info.unwind = ".eh_frame_hdr" in layout.by_name
     etype = header["e_type"]
     if etype == "ET_DYN":
         info.kind = "PIE executable" if (interp or flags_1 & 0x08000000) else "shared library"
@@ -178,23 +195,67 @@ def _read(layout: Layout, header, path: str) -> ElfInfo:
 
 def eh_frame_starts(path: str) -> list:
     """Function start addresses from .eh_frame_hdr's sorted search table: boundaries for stripped code."""
+    return [start for start, _end in eh_frame_ranges(path)]
+
+
+def eh_frame_ranges(path: str) -> list:
+    """(start, end or None) of every function the unwind table describes, sorted by start.
+
+    Starts come from .eh_frame_hdr's search table; each FDE's pc_range gives the end when the FDE
+    encodes its addresses as pc-relative sdata4 (what GCC and clang emit), checked by decoding the
+    FDE's own pc_begin and finding the table's start again."""
     with _open(path) as (layout, _):
         sec = layout.by_name.get(".eh_frame_hdr")
         if sec is None:
             return []
         data, base = layout.data(sec), sec.addr
         endian = layout.e
+        frames = layout.by_name.get(".eh_frame")
+        fdata = layout.data(frames) if frames is not None and frames.size <= MAX_CODE else b""
+        fbase = frames.addr if frames is not None else 0
     if len(data) < 12 or data[0] != 1 or data[2] != 0x03 or data[3] != 0x3B:  # v1, count udata4, datarel|sdata4
         return []
     count = min(struct.unpack_from(endian + "I", data, 8)[0], (len(data) - 12) // 8)
     table = struct.unpack_from(f"{endian}{count * 2}i", data, 12)
-    return sorted(base + table[i] for i in range(0, count * 2, 2))
+    out = []
+    for i in range(0, count * 2, 2):
+        start, fde = base + table[i], base + table[i + 1]
+        end = None
+        off = fde - fbase
+        if 0 <= off <= len(fdata) - 16:
+            _length, _cie, begin, span = struct.unpack_from(endian + "IIiI", fdata, off)
+            if fde + 8 + begin == start and 0 < span < 1 << 28:
+                end = start + span
+        out.append((start, end))
+    out.sort()
+    return out
 
 
 def text_sections(path: str):
-    """(executable sections as (name, address, bytes), GOT slot → imported name)."""
-    with _open(path) as (layout, _):
-        out = [(s.name, s.addr, layout.data(s)) for s in layout.sections
-               if s.type == SHT_PROGBITS and s.flags & SHF_EXECINSTR and s.size]
-        names = [s.name if s else None for s in _symbols(layout, layout.by_name.get(".dynsym"), keep_index=True)]
-        return out, layout.relocations(names)
+    """(executable sections as CodeSection, GOT slot → imported name).
+
+    Each file byte is held at most once and no more than MAX_CODE bytes in all: real binaries never
+    overlap their executable sections, so a file that does (hostile ones repeat the whole file
+    thousands of times) is corrupt rather than read again and again."""
+    try:
+        with _open(path) as (layout, _):
+            code = sorted((s for s in layout.sections if s.type == SHT_PROGBITS and s.flags & SHF_EXECINSTR and s.size),
+                          key=lambda s: s.offset)
+            if len(code) > MAX_CODE_SECTIONS:
+                raise Corrupt(f"{len(code)} executable sections (more than {MAX_CODE_SECTIONS}): too costly to analyse")
+            for before, after in zip(code, code[1:]):
+                if after.offset < before.offset + before.size and after.offset < layout.size:
+                    raise Corrupt(f"executable sections {before.name or '(unnamed)'} and {after.name or '(unnamed)'} "
+                                  "overlap in the file")
+            out, budget = [], MAX_CODE
+            for sec in code:
+                if budget <= 0:
+                    break
+                data = layout.read(sec.offset, min(sec.size, budget))
+                budget -= len(data)
+                out.append(CodeSection(sec.name, sec.addr, data))
+            out.sort(key=lambda c: c.address)
+            names = [s.name if s else None for s in _symbols(layout, layout.by_name.get(".dynsym"), keep_index=True)]
+            return out, layout.relocations(names)
+    except Corrupt as exc:
+        raise NotElf(f"corrupt ELF: {exc}") from None

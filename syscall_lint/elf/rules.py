@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from syscall_lint import findings as fmodel
-from syscall_lint.elf import callsites, ordering, profile, reader
+from syscall_lint.elf import callgraph, callsites, paths, profile, reader, specs, spin
 
 X86_NOTE = ("x86-64 code cannot show reliance on TSO: an acquire load and a plain load compile to the same "
             "mov, so SCL501 is not judged here (audit the aarch64 build, or the source)")
+# Notes true of every binary of a kind: the text output says them once per run, not once per binary.
+SHARED_NOTES = (X86_NOTE,)
 
 
 def audit(info, settings, path: str):
@@ -17,11 +19,12 @@ def audit(info, settings, path: str):
     notes = []
     found = []
 
-    def emit(code, confidence, level, symbols, text, **fields):
+    def emit(code, confidence, level, symbols, text, variant="", **fields):
         if code in enabled:
-            found.append(fmodel.make(code, "elf", path, evidence={"symbols": symbols, "confidence": confidence,
-                                                                  "evidence_level": level, "machine": info.machine},
-                                     fingerprint_text=text, evidence_level=level, **fields))
+            evidence = {"symbols": symbols, "confidence": confidence, "evidence_level": level, "machine": info.machine}
+            evidence.update({k: v for k, v in fields.items() if k in ("function", "start", "end")})
+            found.append(fmodel.make(code, "elf", path, evidence=evidence, fingerprint_text=text, variant=variant,
+                                     evidence_level=level, **fields))
 
     if info.static and info.stripped:
         notes.append("stripped static binary: its syscall surface cannot be seen from imports or symbols; "
@@ -30,47 +33,120 @@ def audit(info, settings, path: str):
     if info.runtime == "go":
         notes.append("Go runtime: connections are served by the netpoller (epoll); goroutines are not threads, "
                      "so SCL301/302 are not judged from imports")
+    rules = specs.load()
     d = prof["durability"]
-    if d["replaces"] and not d["syncs"]:
-        level = "static symbols" if info.static else "imports"
-        emit("SCL101", "medium", level, d["replaces"] + d["not_a_sync"], "replaces without sync",
-             renames=", ".join(d["replaces"]))
+    if d["replaces"] and not d["syncs"] and "SCL101" in enabled:
+        # a binary that imports a sync call is not judged: the call graph cannot see the sync
+        # reached through a function pointer or a flag (rsync's --fsync), and precision comes first
+        graph = text.evaluator()
+        found_path = graph.matches(rules["SCL101"]) if graph is not None else []
+        for m in found_path:
+            emit("SCL101", "medium", f"call sites: a write then a rename in {m.function.name}, no sync reachable "
+                 f"within {rules['SCL101'].without_depth} calls", d["replaces"],
+                 f"SCL101 {m.function.name}", function=m.function.name, writes=m.via(m.first), renames=m.via(m.second))
+        if graph is None:
+            notes.append(f"imports {'/'.join(d['replaces'])} and no fsync; {text.why_no_graph()}: not judged SCL101 "
+                         "(low confidence from imports alone)")
+        elif not found_path:
+            notes.append(f"imports {'/'.join(d['replaces'])} and no fsync, but no function writes a file and then "
+                         "renames it: not judged SCL101 (low confidence from imports alone)")
     c = prof["connections"]
     if c["accepts"] and info.runtime != "go":
-        code_map = None
         for code, spawners in (("SCL301", c["threads"]), ("SCL302", c["forks"])):
-            if not spawners:
+            if not spawners or code not in enabled:
                 continue
-            if code_map is None:
-                code_map = text.call_map()
-            verdict = None
-            if code_map is not None:
-                group = profile.AREAS["connections"]["threads" if code == "SCL301" else "forks"]
-                verdict = callsites.same_loop(info, text.sections, code_map,
-                                              set(profile.AREAS["connections"]["accepts"]), group)
-            ready = c["readiness"] + c["event_libraries"]
-            if verdict:
-                func, start, end = verdict
-                where = f"{func or 'code'} at {start:#x}–{end:#x}"
-                emit(code, "high", f"call sites: {'/'.join(c['accepts'])} and {'/'.join(spawners)} in one loop in {where}",
-                     c["accepts"] + spawners, f"{code} {func}", accepts="/".join(c["accepts"]),
-                     spawns="/".join(spawners))
-            elif code_map is None and not ready:
-                emit(code, "low", "imports only (call sites not resolved for this machine)", c["accepts"] + spawners,
-                     f"{code} imports", accepts="/".join(c["accepts"]), spawns="/".join(spawners))
-            elif code_map is not None:
-                notes.append(f"imports {'/'.join(c['accepts'])} and {'/'.join(spawners)}, but no loop calls both: "
+            graph = text.evaluator()
+            if graph is None and text.too_large:
+                notes.append(f"imports {'/'.join(c['accepts'])} and {'/'.join(spawners)}; {text.why_no_graph()}: "
                              f"not judged {code}")
+                continue
+            if graph is None:
+                if not (c["readiness"] + c["event_libraries"]):
+                    emit(code, "low", "imports only (call sites not resolved for this machine)", c["accepts"] + spawners,
+                         f"{code} imports", variant="imports", accepts="/".join(c["accepts"]),
+                         spawns="/".join(spawners))
+                continue
+            spec = rules[code]
+            dispatch = profile.dispatch_libraries(info)
+            hits = graph.matches(spec, library_loop=bool(dispatch))
+            for m in hits:
+                if m.callback:
+                    emit(code, "high", f"call sites in one event callback, through direct calls (depth ≤ {spec.depth})",
+                         c["accepts"] + spawners, f"{code} {m.function.name}", variant="callback",
+                         function=m.function.name, library=dispatch[0], accepts=m.via(m.first),
+                         spawns=m.via(m.second))
+                    continue
+                emit(code, "high", f"call sites in one loop, through direct calls (depth ≤ {spec.depth})",
+                     c["accepts"] + spawners, f"{code} {m.function.name}", function=m.function.name,
+                     start=hex(m.start), end=hex(m.end), accepts=m.via(m.first), spawns=m.via(m.second))
+            if not hits:
+                notes.append(f"imports {'/'.join(c['accepts'])} and {'/'.join(spawners)}, but no loop reaches both "
+                             f"(accept first, within {spec.depth} calls): not judged {code}")
     if info.machine == "x86-64":
         notes.append(X86_NOTE)
     elif info.machine == "aarch64" and "SCL501" in enabled:
-        for func, start, end, load, operand in text.spins():
-            found.append(fmodel.make(
-                "SCL501", "elf", path, fingerprint_text=f"spin {func or hex(start)} {load} {operand}",
-                evidence={"function": func, "start": hex(start), "end": hex(end), "load": load, "operand": operand,
-                          "confidence": "medium", "evidence_level": "disassembly", "machine": info.machine},
-                function=func or "code", start=hex(start), end=hex(end), load=load.upper(), operand=operand.strip("[]")))
+        concurrent = concurrency(info)
+        if concurrent is None:
+            notes.append("no thread or process creation and no shared mapping, and not a shared library: "
+                         "SCL501 is not judged (no other agent can write what a loop polls)")
+        else:
+            found.extend(_spin_findings(info, path, text.spins(), concurrent, notes))
     return found, prof, notes
+
+
+# evidence that some other thread or process shares this program's memory
+CONCURRENCY = frozenset({"pthread_create", "thrd_create", "clone", "clone3", "fork", "vfork", "_Fork", "posix_spawn",
+                         "shm_open", "shmat", "shmget", "memfd_create"})
+MAX_SPIN_FUNCTIONS = 20  # functions listed per binary; the rest are counted in a note
+
+
+def concurrency(info):
+    """Why SCL501 applies to this binary (a shared library, or the calls that share its memory), or None."""
+    if info.kind == "shared library":
+        return "a shared library (its callers may be threaded)"
+    names = sorted(profile.surface(info) & CONCURRENCY)
+    return f"calls {', '.join(names)}" if names else None
+
+
+def _spin_findings(info, path, spins, concurrent, notes) -> list:
+    """One finding per function, ranked by how many spin loops it holds: a binary with hundreds of
+    sites reads as a short ranked summary."""
+    functions = callgraph.boundaries(info, ())
+    by_function = {}
+    for hit in spins:
+        func = _function_name(functions, hit.start) or f"code at {hit.start:#x}"
+        by_function.setdefault(func, []).append(hit)
+    ranked = sorted(by_function.items(), key=lambda kv: (-len(kv[1]), kv[1][0].start))
+    out = []
+    for func, hits in ranked[:MAX_SPIN_FUNCTIONS]:
+        first = min(hits, key=lambda h: h.start)
+        more = len(hits) - 1
+        fields = dict(function=func, start=hex(first.start), end=hex(first.end), load=first.load.upper(),
+                      operand=first.operand.strip("[]"))
+        evidence = {"function": func, "start": hex(first.start), "end": hex(first.end), "load": first.load,
+                    "operand": first.operand, "sites": [hex(h.start) for h in sorted(hits, key=lambda h: h.start)],
+                    "count": len(hits), "concurrency": concurrent, "confidence": "medium",
+                    "evidence_level": "disassembly (control-flow graph)", "machine": info.machine}
+        if more:
+            out.append(fmodel.make("SCL501", "elf", path, variant="many", fingerprint_text=f"spin {func}",
+                                   evidence=evidence, count=len(hits), **fields))
+        else:
+            out.append(fmodel.make("SCL501", "elf", path, fingerprint_text=f"spin {func} {first.load} {first.operand}",
+                                   evidence=evidence, **fields))
+    if len(ranked) > MAX_SPIN_FUNCTIONS:
+        rest = ranked[MAX_SPIN_FUNCTIONS:]
+        notes.append(f"SCL501: {sum(len(h) for _, h in rest)} more spin loops in {len(rest)} more functions "
+                     f"(the {MAX_SPIN_FUNCTIONS} with the most are reported)")
+    return out
+
+
+def _function_name(functions, addr):
+    import bisect
+
+    i = bisect.bisect_right([f.start for f in functions], addr) - 1
+    if i >= 0 and functions[i].start <= addr < functions[i].end:
+        return functions[i].name
+    return None
 
 
 class _Code:
@@ -89,19 +165,29 @@ class _Code:
         self._read()
         return self._sections
 
-    def call_map(self):
-        if self.info.machine not in ("x86-64", "aarch64"):
-            return None
-        self._read()
-        c = profile.AREAS["connections"]
-        return callsites.build(self.info, self._sections, self._relocs,
-                               c["accepts"] | c["threads"] | c["forks"] | {"listen"})
+    too_large = False
+
+    def evaluator(self):
+        """The call graph with its path evaluator, built once per binary on first use; None for a
+        machine whose calls are not decoded, or code beyond callgraph.MAX_GRAPH_CODE."""
+        if not hasattr(self, "_evaluator"):
+            self._evaluator = None
+            if self.info.machine in ("x86-64", "aarch64"):
+                self._read()
+                graph = callgraph.build(self.info, self._sections, self._relocs)
+                if graph is not None:
+                    self._evaluator = paths.Evaluator(self.info, self._sections, graph)
+                else:
+                    self.too_large = True
+        return self._evaluator
+
+    def why_no_graph(self) -> str:
+        if self.too_large:
+            return f"its code is larger than {callgraph.MAX_GRAPH_CODE >> 20} MB, beyond the call graph's budget"
+        return f"calls are not decoded for {self.info.machine}"
 
     def spins(self):
+        """aarch64 spin-wait loops (spin.Spin), from raw-word candidates and a CFG of each."""
         md = callsites._capstone("aarch64")
-        out = []
-        for name, base, data in self.sections:
-            if name.startswith(".plt") or len(data) > callsites.MAX_CODE:
-                continue
-            out.extend(ordering.spin_loops(md, base, data, self.info.functions))
-        return out
+        md.skipdata = True
+        return spin.Analyzer(md, self.sections).spins()

@@ -29,9 +29,9 @@ def audit_file(path: str, settings):
 
     info = reader.read(path)
     found, prof, notes = rules.audit(info, settings, path)
-    return found, profile.render(info, prof, notes), {"path": path, "machine": info.machine, "kind": info.kind,
-                                                      "static": info.static, "needed": info.needed,
-                                                      "runtime": info.runtime, "surface": prof, "notes": notes}
+    return found, profile.render(info, prof, notes, rules.SHARED_NOTES), {
+        "path": path, "machine": info.machine, "kind": info.kind, "static": info.static, "needed": info.needed,
+        "runtime": info.runtime, "surface": prof, "notes": notes}
 
 
 def _work(item):
@@ -54,21 +54,15 @@ def _work(item):
         signal.signal(signal.SIGALRM, old)
 
 
-def audit(paths, resolver, jobs: int | None = None) -> Report:
-    from syscall_lint.elf.reader import is_elf
+def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> Report:
+    """Findings for every ELF file named or found under the paths; with `profiles`, each binary's
+    syscall-surface profile too (text output shows it after the findings)."""
+    from syscall_lint.elf.rules import SHARED_NOTES
 
     report = Report(sources={"elf"})
     items = []
     for arg in paths:
-        explicit = os.path.isfile(arg)
-        settings = resolver.for_path(Path(arg)) if os.path.exists(arg) else None
-        for item in walk(arg, lambda p: os.path.isfile(p) and not os.path.islink(p) and is_elf(p), lambda p: False):
-            if isinstance(item, InputError):
-                report.errors.append(item)
-            elif explicit and not is_elf(item):
-                report.errors.append(InputError(item, "not an ELF file (wrong magic)"))
-            else:
-                items.append((item, settings))
+        items.extend(_inputs(arg, resolver, report))
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(items) > 4:
         import multiprocessing
@@ -77,13 +71,47 @@ def audit(paths, resolver, jobs: int | None = None) -> Report:
             results = list(pool.map(_work, items, chunksize=max(1, len(items) // (jobs * 16))))
     else:
         results = [_work(item) for item in items]
-    profiles = []
+    summaries, shared = [], []
     for path, found, lines, prof, error in results:
         if error is not None:
             report.errors.append(InputError(path, error))
             continue
         report.findings.extend(Finding(**f) for f in found)
-        report.preamble.extend(lines)
-        profiles.append(prof)
-    report.extra["binaries"] = profiles
+        if profiles:
+            report.preamble.extend(lines)
+        shared.extend(n for n in prof["notes"] if n in SHARED_NOTES and n not in shared)
+        summaries.append(prof)
+    if profiles:
+        report.preamble.extend(f"note: {note}" for note in shared)
+    report.extra["binaries"] = summaries
     return report
+
+
+def _inputs(arg: str, resolver, report: Report) -> list:
+    """(path, settings) to audit for one command-line argument; its errors go to the report.
+
+    Named on the command line, a FIFO, device or socket is a one-line error (opening it could block
+    or never end); in a directory walk it is skipped like any other file that is not ELF."""
+    from syscall_lint.elf.reader import is_elf
+    from syscall_lint.inputs import refusal
+
+    if os.path.lexists(arg) and not os.path.isdir(arg):
+        reason = refusal(arg)
+        if reason is not None:
+            report.errors.append(InputError(arg, reason))
+        elif not is_elf(arg):
+            report.errors.append(InputError(arg, "not an ELF file (wrong magic)"))
+        else:
+            return [(arg, resolver.for_path(Path(arg)))]
+        return []
+    settings = resolver.for_path(Path(arg)) if os.path.exists(arg) else None
+    found = []
+    for item in walk(arg, lambda p: os.path.isfile(p) and not os.path.islink(p) and is_elf(p), lambda p: False):
+        if isinstance(item, InputError):
+            report.errors.append(item)
+        else:
+            found.append((item, settings))
+    if not found and os.path.isdir(arg):
+        # as ruff says "No Python files found": an empty audit is not silently clean
+        report.warnings.append(f"no ELF files found under {arg}")
+    return found

@@ -62,7 +62,9 @@ def _result(f, rule_index: dict, seen: dict) -> dict:
         "message": {"text": f"{f.message}\nFix: {f.fix}"},
         "locations": [location],
         "partialFingerprints": {"primaryLocationLineHash": f"{key}:{seen[key]}"},
-        "properties": {"decision_tree": f.decision_tree, "fix": f.fix, "evidence": f.evidence},
+        "properties": {"decision_tree": f.decision_tree, "fix": f.fix, "evidence": f.evidence,
+                       # joined with a recorded run (record --check): the run reached this line
+                       "confirmed": "confirmed" in f.evidence, "seenInRecordedRun": bool(f.evidence.get("static_miss"))},
     }
 
 

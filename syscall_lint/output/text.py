@@ -13,11 +13,24 @@ def location(f) -> str:
     return f"{f.path}:{f.line}:{f.column}"
 
 
+def run_marker(f) -> str:
+    """What a recorded run said about a finding, when it was joined with one (record --check)."""
+    if "confirmed" in f.evidence:
+        run = f.evidence["confirmed"]
+        where = f": {run['trace']}:{run['trace_line']}" if run.get("trace") else ""
+        return f" [confirmed by the recorded run{where}]"
+    if f.evidence.get("static_miss"):
+        trace = f.evidence.get("trace") or {}
+        where = f": {trace['path']}:{trace.get('line')}" if trace.get("path") else ""
+        return f" [seen in the recorded run{where}; the static rules missed it]"
+    return ""
+
+
 def render(report, explain: bool = False, statistics: bool = False) -> str:
     out = []
     # --statistics alone is a summary (as in ruff): the counts, not the findings; with --explain, both
     for f in report.findings if explain or not statistics else ():
-        out.append(f"{location(f)}: {f.code} {f.message}")
+        out.append(f"{location(f)}: {f.code} {f.message}{run_marker(f)}")
         if explain:
             tree = f.decision_tree
             out.append(f"    decision tree  {tree['id']} — {tree['question']} → {tree['answer']}")

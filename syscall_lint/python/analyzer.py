@@ -11,7 +11,13 @@ from syscall_lint import findings as fmodel
 from syscall_lint.noqa import Suppressions
 from syscall_lint.python import prescreen
 
-MAX_BYTES = 16 * 1024 * 1024
+# Cost bounds (measured on CPython 3.11): `ast` needs ~150-200 MiB per MiB of source, libcst with
+# positions ~0.8-1 GiB per MiB and ~25 s. Reading and the text screen are cheap, so a big file that
+# no rule can match costs nothing; only what must be parsed is bounded. A file over a bound gets a
+# one-line "too costly to analyse" error instead of taking the machine's memory.
+MAX_BYTES = 16 * 1024 * 1024  # read and decoded at all
+MAX_PARSE_BYTES = 2 * 1024 * 1024  # given to `ast` (the gate, strict mode)
+MAX_CST_BYTES = 512 * 1024  # given to libcst: the needed functions, or the whole file
 MODULE_CODES = {
     "durability": {"SCL101", "SCL102", "SCL106"},
     "batching": {"SCL201", "SCL401"},
@@ -22,6 +28,34 @@ MODULE_CODES = {
 
 class BadInput(Exception):
     """The file cannot be analysed; the message says why, in one line."""
+
+
+TOO_DEEP = "too deeply nested to analyse (Python's recursion limit)"
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n // 1024} KiB"
+
+
+def too_costly(what: str, size: int, limit: int) -> BadInput:
+    return BadInput(f"too costly to analyse ({what} is {_mib(size)}, the limit is {_mib(limit)})")
+
+
+def parse_ast(text: str) -> ast.Module:
+    """`ast.parse` within the size bound; syntax errors and overly deep code as BadInput."""
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_PARSE_BYTES else len(text)
+    if size > MAX_PARSE_BYTES:
+        raise too_costly("the source to parse", size, MAX_PARSE_BYTES)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(text)
+    except SyntaxError as exc:
+        raise BadInput(f"syntax error at {exc.lineno}:{exc.offset}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise BadInput(TOO_DEEP) from None
+    except ValueError as exc:  # e.g. "source code string cannot contain null bytes"
+        raise BadInput(f"cannot parse: {exc}") from None
 
 
 def decode(data: bytes) -> str:
@@ -54,14 +88,7 @@ def _plan(text: str, enabled: set, screened=None):
     wanted &= prescreen.text_modules(text) if screened is None else screened
     if not wanted:
         return wanted, text, None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(text)
-    except SyntaxError as exc:
-        raise BadInput(f"syntax error at {exc.lineno}:{exc.offset}: {exc.msg}") from None
-    except (RecursionError, MemoryError, ValueError):
-        raise BadInput("too deeply nested to parse") from None
+    tree = parse_ast(text)
     names = prescreen.ModuleNames(tree)
     modules, parts = prescreen.plan(tree, text, names)
     modules &= wanted
@@ -73,23 +100,41 @@ def _plan(text: str, enabled: set, screened=None):
     return modules, source, line_map
 
 
-def run_modules(text: str, modules: set, line_map=None):
-    """Parse with libcst and run the selected rule modules; yields (Hit, Facts)."""
+def run_modules(text: str, modules: set, line_map=None, options=None):
+    """Parse with libcst and run the selected rule modules; yields (Hit, Facts).
+
+    `options` are the rule options in effect (code -> {option: value}, defaults from the catalog)."""
     import libcst as cst
 
     from syscall_lint.python import batching, connections, durability, facts, ordering
 
     impl = {"durability": durability, "batching": batching, "connections": connections, "ordering": ordering}
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_CST_BYTES else len(text)
+    if size > MAX_CST_BYTES:
+        raise too_costly("the code the rules must parse", size, MAX_CST_BYTES)
     try:
         module = cst.parse_module(text)
-        collected = facts.collect(module, line_map)
+        collected = facts.collect(module, line_map, options)
+        hits = [hit for name in sorted(modules) for hit in impl[name].check(collected)]
     except cst.ParserSyntaxError as exc:
         raise BadInput(f"syntax error at {exc.raw_line}:{exc.raw_column + 1}: {exc.message}") from None
-    except RecursionError:
-        raise BadInput("too deeply nested to parse") from None
-    for name in sorted(modules):
-        for hit in impl[name].check(collected):
-            yield hit, collected
+    except Exception as exc:
+        # libcst's visitors recurse; on deep code the RecursionError may surface as another
+        # exception raised while handling it (a KeyError in its position bookkeeping)
+        if _from_recursion(exc):
+            raise BadInput(TOO_DEEP) from None
+        raise
+    for hit in hits:
+        yield hit, collected
+
+
+def _from_recursion(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 50:
+        if isinstance(exc, RecursionError):
+            return True
+        exc, seen = exc.__context__, seen + 1
+    return False
 
 
 def analyze(text: str, path: str, settings, gate: bool = True, screened=None) -> list:
@@ -106,7 +151,7 @@ def analyze(text: str, path: str, settings, gate: bool = True, screened=None) ->
     suppressions = Suppressions(text)
     seen = set()
     if modules:
-        for hit, collected in run_modules(source, modules, line_map):
+        for hit, collected in run_modules(source, modules, line_map, settings.options):
             if hit.code not in enabled:
                 continue
             line, col, end_line, end_col = collected.position(hit.node)
@@ -119,7 +164,7 @@ def analyze(text: str, path: str, settings, gate: bool = True, screened=None) ->
             source_line = lines[line - 1].strip() if 0 < line <= len(lines) else ""
             out.append(fmodel.make(hit.code, "python", path, line=line, column=col, end_line=end_line,
                                    end_column=end_col, evidence=hit.evidence, fingerprint_text=source_line,
-                                   **hit.fields))
+                                   variant=hit.variant, **hit.fields))
     if "SCL900" in enabled:
         for line, codes in suppressions.unused():
             codes = [c for c in codes if any(e.startswith(c) for e in enabled)]

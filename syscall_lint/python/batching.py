@@ -19,11 +19,12 @@ SEND_METHODS = {"send", "sendall"}
 WAITS = {"recv", "recv_into", "recvfrom", "recvmsg", "read", "readline", "readinto", "readlines", "read1",
          "accept", "input", "select", "poll", "sleep", "get", "wait", "join", "sendfile", "connect",
          "getresponse", "urlopen", "request", "communicate", "next", "__next__", "result"}
-WAIT_WORDS = ("read", "recv", "get", "wait", "accept", "poll", "select", "sleep")
+WAIT_WORDS = ("read", "recv", "receive", "get", "wait", "accept", "poll", "select", "sleep")
+# Loop variables that name a piece of a larger stream: flushing each one streams it on purpose.
+CHUNK_WORDS = ("chunk", "block")
 REQUEST_HANDLER_BASES = ("socketserver.BaseRequestHandler", "socketserver.StreamRequestHandler",
                          "socketserver.DatagramRequestHandler", "http.server.BaseHTTPRequestHandler",
                          "http.server.SimpleHTTPRequestHandler")
-COST_NS = 170  # a bare syscall on this kind of machine (field notes)
 
 
 def _socket_names(facts: Facts, scope) -> set:
@@ -130,12 +131,35 @@ def _inside(facts: Facts, node, outer) -> bool:
         (a.end.line, a.end.column) <= (b.end.line, b.end.column)
 
 
+def _is_async_for(loop) -> bool:
+    """`async for message in websocket:` awaits input on every iteration: a receive loop."""
+    return isinstance(loop.node, cst.For) and loop.node.asynchronous is not None
+
+
+def _streams_chunks(facts: Facts, call: CallSite, loop, body) -> bool:
+    """A flush after writing slices of one big buffer, or after writing each `chunk` of a stream:
+    the writer streams large pieces and flushes for back-pressure, which is the point."""
+    if call.tail != "flush":
+        return False
+    writes = [c for c in body if c.tail in ("write", "writelines") and c.receiver is not None
+              and facts.key(c.receiver) == facts.key(call.receiver)]
+    if any(_is_sliced(c.arg(0)) for c in writes):
+        return True
+    if isinstance(loop.node, cst.For):
+        names = {n.rsplit(".", 1)[-1].lower() for n in _names(facts, loop.node.target)}
+        return any(word in name for name in names for word in CHUNK_WORDS)
+    return False
+
+
+def _is_sliced(data) -> bool:
+    return isinstance(data, cst.Subscript) and any(isinstance(e.slice, cst.Slice) for e in data.slice)
+
+
 def _is_partial_write_loop(facts: Facts, call: CallSite) -> bool:
     """`n = os.write(fd, data)` uses the count to retry; `write(data[i:i+n])` chunks one big buffer."""
     if call.targets:
         return True
-    data = call.arg(1) if call.qual == "os.write" else call.arg(0)
-    return isinstance(data, cst.Subscript) and any(isinstance(e.slice, cst.Slice) for e in data.slice)
+    return _is_sliced(call.arg(1) if call.qual == "os.write" else call.arg(0))
 
 
 def check(facts: Facts):
@@ -151,7 +175,8 @@ def check(facts: Facts):
             reads_file = any(c.tail in ("read", "readinto", "read1") for c in body)
             # a loop that reads, receives, waits or takes from a queue answers input: the write per
             # iteration is the protocol (telnet's rawq_getchar, read_eager, queue.get_nowait...)
-            waits = bool(tails & WAITS) or any(w in t.lower() for t in tails for w in WAIT_WORDS)
+            waits = bool(tails & WAITS) or any(w in t.lower() for t in tails for w in WAIT_WORDS) \
+                or _is_async_for(loop)
             datagrams = bool(tails & {"sendto", "recvfrom", "sendmsg"})
             for call in loop.calls:
                 if call.loop is not loop:
@@ -163,10 +188,13 @@ def check(facts: Facts):
                     continue
                 if waits or datagrams:
                     continue  # datagrams are messages: one send each is the semantics, not a tax
-                reason = _per_call_syscall(facts, call, sockets, in_handler, unbuffered, body)
-                if reason and not _is_partial_write_loop(facts, call) and not _target_made_in_loop(facts, call, loop) \
-                        and not _same_payload_every_time(facts, call, loop, body):
-                    yield Hit("SCL201", call.node, {"call": call_label(call), "why": reason, "cost_ns": COST_NS})
+                variant = _per_call_syscall(facts, call, sockets, in_handler, unbuffered, body)
+                if variant is None or _is_partial_write_loop(facts, call) or _target_made_in_loop(facts, call, loop):
+                    continue
+                if not _same_payload_every_time(facts, call, loop, body) and not _streams_chunks(facts, call, loop, body):
+                    yield Hit("SCL201", call.node, {"call": call_label(call),
+                                                    "cost_ns": facts.option("SCL201", "syscall-cost-ns")},
+                              variant=variant)
 
 
 def _all_calls(scope, loop: Loop) -> list:
@@ -178,22 +206,24 @@ def _all_calls(scope, loop: Loop) -> list:
 
 
 def _per_call_syscall(facts, call: CallSite, sockets, in_handler, unbuffered, body) -> str | None:
+    """Why this call is a syscall each time, as the name of its message in rules/SCL201.toml
+    ("" for `python`, else `python-<name>`), or None when it is not."""
     if call.qual == "os.write":
-        return "batch the buffers and write once (b\"\".join, os.writev)"
+        return ""  # the rule's plain `python` message
     if call.tail in SEND_METHODS and call.receiver is not None and _looks_like_socket(
             facts.key(call.receiver), sockets, in_handler):
-        return "every send is a syscall; join the pieces or use socket.sendmsg(buffers)"
+        return "send"
     if call.tail in ("write", "writelines") and call.receiver is not None and facts.key(call.receiver) in unbuffered:
-        return "the file was opened with buffering=0, so every write is a syscall; open it buffered"
+        return "unbuffered"
     if call.qual == "builtins.print":
         flush, out = call.keyword("flush"), call.keyword("file")
         # progress output to the terminal flushes on purpose; a file written line by line does not need to
         to_file = out is not None and facts.key(out) not in ("sys.stdout", "sys.stderr", "sys.__stdout__")
         if to_file and flush is not None and getattr(flush, "value", None) == "True":
-            return "flush=True forces a write syscall per line; flush once after the loop"
+            return "print-flush"
     if call.tail == "flush" and call.receiver is not None and not call.node.args:
         name = facts.key(call.receiver)
         if name not in ("sys.stdout", "sys.stderr") and any(
                 c.tail in ("write", "writelines") and c.receiver is not None and facts.key(c.receiver) == name for c in body):
-            return "flushing per iteration turns a buffered writer back into a syscall per write; flush once after the loop"
+            return "flush"
     return None

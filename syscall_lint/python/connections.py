@@ -35,13 +35,11 @@ def check(facts: Facts):
         if kind:
             local[cls.name] = kind
             base = next(q for q, k in zip(cls.quals, kinds) if k)
-            yield Hit(kind, cls.node.name, {"what": f"class {cls.name} serves each client on its own "
-                                                   f"{'thread' if kind == 'SCL301' else 'process'} ({base.rsplit('.', 1)[-1]})"})
+            yield Hit(kind, cls.node.name, {"cls": cls.name, "base": base.rsplit(".", 1)[-1]}, variant="class")
     for call in facts.calls:
         kind = _server_kind(call.qual or "", {}) if call.qual else None
         if kind and not call.qual.endswith("MixIn"):
-            yield Hit(kind, call.node, {"what": f"{call_label(call)}() serves each client on its own "
-                                                f"{'thread' if kind == 'SCL301' else 'process'}"})
+            yield Hit(kind, call.node, {"call": call_label(call)}, variant="server")
     # accept() in a loop that starts a thread or forks for each connection.
     for scope in facts.scopes:
         for loop in scope.loops:
@@ -50,9 +48,9 @@ def check(facts: Facts):
                 continue
             for call in loop.calls:
                 if call.qual in THREAD_STARTERS:
-                    yield Hit("SCL301", call.node, {"what": f"{call_label(call)}() per accept() in a loop"})
+                    yield Hit("SCL301", call.node, {"call": call_label(call)})
                 elif call.qual in FORKERS:
-                    yield Hit("SCL302", call.node, {"what": f"{call_label(call)}() per accept() in a loop"})
+                    yield Hit("SCL302", call.node, {"call": call_label(call)})
 
     # fork after this function started a thread
     for scope in facts.scopes:

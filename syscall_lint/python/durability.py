@@ -188,10 +188,12 @@ def _renames(facts: Facts, model: _ScopeModel):
                 dst = call.arg(1) if call.receiver is None or call.qual else call.arg(0)
                 if dst is not None:  # the file's fsync alone would leave SCL102: fix both at once
                     fix["dir_after"] = {"line": facts.position(call.node)[0], "dst": facts.code(dst)}
-            line = facts.position(next((c.node for o, c, _ in written.writes if o == last), call.node))[0] \
-                if written.writes else facts.position(call.node)[0]
+            write = next((c for o, c, _ in written.writes if o == last), None)
+            # no write seen (it went through a name we do not follow): the open that truncated it
+            anchor = write or written.opener
+            line = facts.position(anchor.node)[0] if anchor is not None else facts.position(call.node)[0]
             yield Hit("SCL101", call.node, {"call": label, "src": _quoted(src_code), "write_line": line},
-                      {"write_line": line, "autofix": fix})
+                      {"write_line": line, "autofix": fix}, variant="" if write is not None else "opened")
             continue
         if not dir_synced:
             dst = call.arg(1) if call.receiver is None or call.qual else call.arg(0)

@@ -94,8 +94,9 @@ class ClassInfo:
 
 
 class Facts:
-    def __init__(self, module: cst.Module, positions, line_map=None):
+    def __init__(self, module: cst.Module, positions, line_map=None, options=None):
         self.module = module
+        self.options = options  # code -> {option: value}; None means the catalog's defaults
         self.positions = positions
         self.line_map = line_map  # snippet line -> file line, when libcst saw only parts of the file
         self.imports: dict[str, str] = {}
@@ -115,6 +116,14 @@ class Facts:
     def key(self, node: cst.BaseExpression) -> str:
         """A name for an expression that is cheap for names and attribute chains."""
         return dotted_name(node) or self.code(node)
+
+    def option(self, code: str, name: str):
+        """A rule option in effect (the settings', else the catalog's default)."""
+        if self.options is not None and name in self.options.get(code, {}):
+            return self.options[code][name]
+        from syscall_lint import catalog
+
+        return catalog.load().rules[code].option_defaults()[name]
 
     def position(self, node: cst.CSTNode):
         rng = self.positions[node]
@@ -284,10 +293,10 @@ class _Collector(cst.CSTVisitor):
             self.loops[-1].calls.append(call)
 
 
-def collect(module: cst.Module, line_map=None) -> Facts:
+def collect(module: cst.Module, line_map=None, options=None) -> Facts:
     wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
-    facts = Facts(module, positions, line_map)
+    facts = Facts(module, positions, line_map, options)
     wrapper.visit(_Collector(facts))
     facts.finish()
     return facts

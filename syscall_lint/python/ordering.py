@@ -101,5 +101,4 @@ def check(facts: Facts):
             polled = [n for n in reads.names if n in local or n.rsplit(".", 1)[0] in local]
             if not polled:
                 continue
-            yield Hit("SCL501", loop.node, {"what": f"while loop on line {facts.position(loop.node)[0]}",
-                                            "target": f"'{polled[0]}'"})
+            yield Hit("SCL501", loop.node, {"loop_line": facts.position(loop.node)[0], "target": f"'{polled[0]}'"})

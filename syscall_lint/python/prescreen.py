@@ -75,9 +75,29 @@ class _Scope:
         self.syncs = False
 
 
-class _Walker(ast.NodeVisitor):
+_LOOPS = frozenset({ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp})
+_FUNCTIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef})
+# Nodes with nothing the gate asks about below them; most of a tree is these.
+_INERT = frozenset({ast.Name, ast.Constant, ast.Load, ast.Store, ast.Del, ast.alias, ast.Pass, ast.Break,
+                    ast.Continue, ast.Global, ast.Nonlocal, ast.Import, ast.ImportFrom}
+                   | {cls for cls in vars(ast).values() if isinstance(cls, type)
+                      and issubclass(cls, (ast.operator, ast.unaryop, ast.cmpop, ast.boolop))})
+
+
+class _Leave:
+    """Marks the end of a function (with the loops of the scope around it) or of a loop (None)."""
+    __slots__ = ("outer_loops",)
+
+    def __init__(self, outer_loops):
+        self.outer_loops = outer_loops
+
+
+class _Walker:
     """One pass: per-function call facts (nested functions count for their parents too, which
-    only makes the gate looser) and per-loop facts for the batching, connections and ordering rules."""
+    only makes the gate looser) and per-loop facts for the batching, connections and ordering rules.
+
+    The walk uses an explicit stack, not recursion: valid code nested deeper than Python's
+    recursion limit (hundreds of nested lambdas or brackets) must still pass through the gate."""
 
     def __init__(self, aliases, unbuffered: bool, servers=SERVERS):
         self.aliases = aliases
@@ -85,7 +105,7 @@ class _Walker(ast.NodeVisitor):
         self.servers = servers  # the stdlib's threading/forking servers and this file's subclasses
         self.scopes = [_Scope()]
         self.all_scopes = [self.scopes[0]]
-        self.loops = []  # stack of sets of (tail, call node)
+        self.loops = []  # stack of lists of (tail, call node)
         self.batching = False
         self.connections = False
         self.shared = False
@@ -95,38 +115,65 @@ class _Walker(ast.NodeVisitor):
         name = _tail(node)
         return self.aliases.get(name, name)
 
-    def visit_FunctionDef(self, node):
-        scope = _Scope()
-        self.scopes.append(scope)
-        self.all_scopes.append(scope)
-        saved, self.loops = self.loops, []
-        self.generic_visit(node)
-        self.loops = saved
-        self.scopes.pop()
-        parent = self.scopes[-1]
-        parent.tails |= scope.tails
+    def visit(self, root) -> None:
+        # entries are AST nodes to enter, or a _Leave to close a function or loop after its body
+        stack = [root]
+        pop, push = stack.pop, stack.append
+        while stack:
+            node = pop()
+            kind = type(node)
+            if kind is _Leave:
+                self._leave(node)
+                continue
+            leave = self._enter(node, kind)
+            if leave is not None:
+                push(leave)
+            # children in reverse, so they are entered in source order; leaves that cannot hold a
+            # call, loop or definition (names, constants, contexts, operators) are never pushed
+            for name in reversed(node._fields):
+                value = getattr(node, name, None)
+                if type(value) is list:
+                    for item in reversed(value):
+                        if isinstance(item, ast.AST) and type(item) not in _INERT:
+                            push(item)
+                elif isinstance(value, ast.AST) and type(value) not in _INERT:
+                    push(value)
 
-    visit_AsyncFunctionDef = visit_FunctionDef
+    def _enter(self, node, kind):
+        """Record what `node` says; return the _Leave that closes it, or None."""
+        if kind is ast.Call:
+            self._call(node)
+        elif kind in _FUNCTIONS:
+            scope = _Scope()
+            self.scopes.append(scope)
+            self.all_scopes.append(scope)
+            saved, self.loops = self.loops, []
+            return _Leave(saved)
+        elif kind in _LOOPS:
+            if kind is ast.While:
+                self.while_loops = True
+            self.loops.append([])
+            return _Leave(None)
+        elif kind is ast.ClassDef:
+            self._class(node)
+        return None
 
-    def visit_ClassDef(self, node):
-        if any(self._name(b) in self.servers for b in node.bases):
-            self.connections = True
-            if isinstance(self.servers, set):
-                self.servers.add(node.name)
-        self.generic_visit(node)
-
-    def _loop(self, node):
-        if isinstance(node, ast.While):
-            self.while_loops = True
-        self.loops.append([])
-        self.generic_visit(node)
+    def _leave(self, leave: "_Leave") -> None:
+        if leave.outer_loops is not None:  # a function: back to the enclosing scope's loops
+            self.loops = leave.outer_loops
+            scope = self.scopes.pop()
+            self.scopes[-1].tails |= scope.tails
+            return
         calls = self.loops.pop()
         self._judge_loop(calls)
         if self.loops:
             self.loops[-1].extend(calls)
 
-    visit_For = visit_AsyncFor = visit_While = visit_ListComp = visit_SetComp = visit_DictComp = \
-        visit_GeneratorExp = _loop
+    def _class(self, node):
+        if any(self._name(b) in self.servers for b in node.bases):
+            self.connections = True
+            if isinstance(self.servers, set):
+                self.servers.add(node.name)
 
     def _judge_loop(self, calls):
         tails = {t for t, _ in calls}
@@ -145,7 +192,7 @@ class _Walker(ast.NodeVisitor):
                         isinstance(func.value, ast.Name) and (func.value.id == "os" or self.aliases.get(func.value.id) == "os")):
                     self.batching = True
 
-    def visit_Call(self, node):
+    def _call(self, node):
         name = self._name(node.func)
         scope = self.scopes[-1]
         if name:
@@ -166,7 +213,6 @@ class _Walker(ast.NodeVisitor):
                 self.shared = True
             if self.loops:
                 self.loops[-1].append((name, node))
-        self.generic_visit(node)
 
 
 class ModuleNames:

@@ -14,10 +14,13 @@ PATH_WRAPPERS = frozenset({"Path", "pathlib.Path", "PurePath", "pathlib.PurePath
 
 @dataclass
 class Hit:
+    """One finding before it meets the catalog: `fields` fill the message template named by
+    `variant` (`[message] python-<variant>` in rules/<code>.toml; "" is plain `python`)."""
     code: str
     node: cst.CSTNode
     fields: dict
     evidence: dict = field(default_factory=dict)
+    variant: str = ""
 
 
 def ident(facts: Facts, node: Optional[cst.BaseExpression]) -> Optional[str]:

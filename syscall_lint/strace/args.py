@@ -7,6 +7,8 @@ from typing import Optional
 
 _FD = re.compile(rb"\s*(-?\d+|AT_FDCWD)(?:<((?:[^>\\]|\\.)*)>)?")
 _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)")
+_OCTAL = frozenset(bytes([c]) for c in b"01234567")
+MAX_DIGITS = 20  # a 64-bit value has at most 20 digits; longer numbers are mangled text
 _SIMPLE = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b'"': b'"', b"\\": b"\\"}
 
 
@@ -51,12 +53,40 @@ def split(args: bytes) -> list:
 
 def fd(arg: bytes) -> tuple:
     """(fd number or None for AT_FDCWD, -y annotation or None) from `3`, `3</tmp/x>`, `AT_FDCWD</home>`."""
+    lt = arg.find(b"<")
+    comma = arg.find(b",")
+    if lt < 0 or 0 <= comma < lt:
+        head = arg if comma < 0 else arg[:comma]
+        if head.isdigit() and len(head) <= MAX_DIGITS:
+            return int(head), None  # the common case without -y: no regex
+    else:
+        head = arg[:lt]
+        gt = arg.find(b">", lt)
+        if arg[gt - 1:gt] == b"-":  # `TCP:[a:1->b:2]`: the arrow is not the end of -yy's note
+            gt = arg.find(b"]>", gt) + 1 or gt
+        if head.isdigit() and len(head) <= MAX_DIGITS and gt > 0 and b"\\" not in arg[lt:gt]:
+            return int(head), _note(arg[lt + 1:gt])  # `3</tmp/x>`, the common case with -y
     m = _FD.match(arg)
     if not m:
         return None, None
-    num = None if m.group(1) == b"AT_FDCWD" else int(m.group(1))
-    note = unescape(m.group(2)).decode("utf-8", "surrogateescape") if m.group(2) is not None else None
+    text = m.group(1)
+    if len(text) > MAX_DIGITS:
+        return None, None  # not a descriptor any kernel hands out: a mangled line
+    num = None if text == b"AT_FDCWD" else int(text)
+    note = unescape(m.group(2)).decode("utf-8", "backslashreplace") if m.group(2) is not None else None
     return num, note
+
+
+_NOTES: dict = {}  # -y annotations seen lately, decoded: the same few paths and sockets recur
+
+
+def _note(raw: bytes) -> str:
+    note = _NOTES.get(raw)
+    if note is None:
+        if len(_NOTES) >= 4096:
+            _NOTES.clear()
+        note = _NOTES[raw] = raw.decode("utf-8", "backslashreplace")
+    return note
 
 
 def unescape(data: bytes) -> bytes:
@@ -65,11 +95,11 @@ def unescape(data: bytes) -> bytes:
 
     def repl(m):
         e = m.group(1)
-        if e[:1] == b"x":
+        if len(e) == 3 and e[:1] == b"x":
             return bytes([int(e[1:], 16)])
-        if e[:1].isdigit():
+        if e[:1] in _OCTAL:
             return bytes([int(e, 8) & 0xFF])
-        return _SIMPLE.get(e, e)
+        return _SIMPLE.get(e, e)  # also `\x` without two hex digits and `\8`: kept as written
 
     return _ESCAPE.sub(repl, data)
 
@@ -83,7 +113,7 @@ def string(arg: bytes) -> Optional[str]:
     if arg.endswith(b'"...'):
         end -= 3
     body = arg[1:end - 1] if end >= 2 and arg[end - 1:end] == b'"' else arg[1:]
-    return unescape(body).decode("utf-8", "surrogateescape")
+    return unescape(body).decode("utf-8", "backslashreplace")
 
 
 def render_strace_parser_args(args) -> str:

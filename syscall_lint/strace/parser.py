@@ -17,21 +17,28 @@ import sys
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from syscall_lint.inputs import open_regular
+from syscall_lint.strace.state import evict_oldest
+
 MAX_LINE = 1 << 20  # longer lines are counted as malformed and skipped, never held whole
 MAX_REPORTED_MALFORMED = 5
 _UNSET = object()
 
 # [pid N] or "N " prefix, then an optional timestamp, then the body.
-_HEAD = re.compile(rb" *(?:\[pid +(\d+)\] |(\d+) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?")
-# The whole line in one match for the common case: prefix, timestamp, complete call.
-_FULL = re.compile(rb" *(?:\[pid +(\d+)\] |(\d+) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?"
-                   rb"([a-z_][a-z0-9_]*)\((.*)\) += (.*?)(?: <(\d+\.\d+)>)?$")
+_HEAD = re.compile(rb" *(?:\[pid +(\d{1,10})\] |(\d{1,10}) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?")
 _UNFINISHED = re.compile(rb"([a-z_][a-z0-9_]*)\((.*?) *<unfinished \.\.\.>$")
 _RESUMED = re.compile(rb"<\.\.\. ([a-z_][a-z0-9_]*) resumed>(.*?)\) += (.*?)(?: <(\d+\.\d+)>)?$")
 _RESUMED_NORESULT = re.compile(rb"<\.\.\. ([a-z_][a-z0-9_]*) resumed>(.*)$")
 _EXIT = re.compile(rb"\+\+\+ (?:exited with (-?\d+)|killed by (\w+)(?: \(core dumped\))?|superseded by execve in pid (\d+)) \+\+\+$")
+# The prefix alone (everything before the syscall's name), for the split in parse().
+_PREFIX = re.compile(rb" *(?:\[pid +(\d{1,10})\] |(\d{1,10}) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?")
+_NO_PREFIX = _PREFIX.fullmatch(b"")
+_DURATION = re.compile(rb"\d+\.\d+").fullmatch
+_UNFINISHED_END = (b"<unfinished ...>\n", b"<unfinished ...>")
 _RETVAL = re.compile(rb"(0x[0-9a-fA-F]+|-?\d+|\?)")
 _ERRNO = re.compile(rb"-?\d+ ([A-Z][A-Z0-9_]+)")
+MAX_RET_DIGITS = 24  # 64-bit values in decimal or hex; anything longer is a mangled line, not a number
+MAX_PENDING = 1 << 16  # unfinished calls held at once (one per pid); the oldest is dropped beyond
 
 
 class Call:
@@ -99,7 +106,7 @@ class Stats:
         self.calls = 0
         self.malformed = 0
         self.malformed_examples: list = []
-        self.bytes = 0
+        self.dropped_unfinished = 0  # unfinished halves forgotten to keep memory bounded
 
     def bad(self, lineno: int, reason: str) -> None:
         self.malformed += 1
@@ -108,18 +115,27 @@ class Stats:
 
 
 def _ret(result: bytes) -> Optional[int]:
+    end = result.find(b" ")
+    text = result if end < 0 else result[:end]
+    if text.isdigit() and len(text) <= MAX_RET_DIGITS:
+        return int(text)  # the common case (`3`, `0 (Timeout)`) without a regex
     m = _RETVAL.match(result)
     if not m or m.group(1) == b"?":
         return None
     text = m.group(1)
+    if len(text) > MAX_RET_DIGITS:
+        return None
     return int(text, 16) if text.startswith(b"0x") else int(text)
 
 
 def open_log(path: str):
-    """A binary stream for a path, '-' (stdin), or a gzip file (by magic number)."""
+    """A binary stream for a path, '-' (stdin), or a gzip file (by magic number).
+
+    Only regular files are opened (a FIFO would block, /dev/zero never ends): InputRefused otherwise.
+    """
     if path == "-":
         return sys.stdin.buffer
-    fh = open(path, "rb", buffering=1 << 20)  # big reads: fewer refills under readline
+    fh = open_regular(path, buffering=1 << 20)  # big reads: fewer refills under readline
     magic = fh.peek(2)[:2] if hasattr(fh, "peek") else b""
     if magic == b"\x1f\x8b":
         return io.BufferedReader(gzip.GzipFile(fileobj=fh))
@@ -145,66 +161,109 @@ def lines(stream) -> Iterator[tuple]:
         yield lineno, raw.rstrip(b"\r\n")
 
 
+class _EveryName:
+    """`wanted` when the caller wants every call: contains every name."""
+
+    def __contains__(self, name) -> bool:
+        return True
+
+
+EVERY_NAME = _EveryName()
+
+
 def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None) -> Iterator:
     """Yield Call, Exit and Signal events in log order, with unfinished/resumed halves merged.
 
-    With `wanted` (a set of syscall names as bytes), complete calls of other names are counted but
-    not yielded, unless their pid is in `watched` (a set the consumer may change while it reads).
+    With `wanted` (a set of syscall names as bytes), calls of other names are counted but not
+    yielded, unless their pid is in `watched` (a collection the consumer may change while it reads).
+
+    A complete call is split with bytes methods (find/rfind), not a regex over the whole line: only
+    its short prefix (pid, timestamp) goes through one. That is most of the parser's speed.
     """
     pending: dict = {}  # pid -> (line, name, args prefix, ts)
+    names: dict = {}  # syscall names as bytes -> str, decoded once
     head_match = _HEAD.match
-    full_match = _FULL.match
+    prefix_match = _PREFIX.fullmatch
     readline = stream.readline
-    lineno = 0
-    nbytes = calls = 0
+    if wanted is None:
+        wanted = EVERY_NAME
+    if watched is None:
+        watched = ()
+    lineno = calls = 0
     try:
         while True:
+            # A line keeps its newline until it is decoded: most lines are skipped, and not copying
+            # them is measurably faster. `end` is where a line's text ends.
             raw = readline(MAX_LINE)
             if not raw:
                 break
             lineno += 1
-            if raw[-1:] == b"\n":
-                raw = raw[:-1]
-            elif len(raw) >= MAX_LINE:
+            if raw[-1] != 10 and len(raw) >= MAX_LINE:
                 _skip_rest(readline)
                 stats.bad(lineno, f"line longer than {MAX_LINE} bytes")
                 continue
-            nbytes += len(raw) + 1
-            if wanted is not None and not watched:
-                # the common cases, decided without a regex: a call of a syscall no rule needs,
-                # complete, or either half of an unfinished one (no other pid's state depends on it)
+            # (a stack frame of `strace -k`, " > lib(func+0x1) [0x2]", has no " = ": _slow_line skips it)
+            i = raw.find(b"(")
+            if raw.endswith(_UNFINISHED_END):
+                if not watched and i > 0 and raw[raw.rfind(b" ", 0, i) + 1:i] not in wanted:
+                    continue  # the first half of a call no rule needs (its other half is skipped too)
+            elif i > 0 and raw.find(b"<... ", 0, i) < 0:
+                j = raw.rfind(b" = ")
+                sp = raw.rfind(b" ", 0, i)
+                name = raw[sp + 1:i]
+                if j > i:
+                    wanted_name = name in wanted  # wanted names are valid names: no need to check them
+                    if not wanted_name:
+                        if not name.replace(b"_", b"").isalnum():
+                            j = -1  # not a syscall's name: the slow path says what the line is
+                        elif not watched:
+                            calls += 1
+                            continue  # the common case: a call no rule needs, skipped before decoding anything
+                        else:
+                            first = raw[:raw.find(b" ")]
+                            if first.isdigit() and len(first) <= 10 and int(first) not in watched:
+                                calls += 1
+                                continue  # `-f -o` lines start with the pid: not a watched one
+                if j > i:
+                    k = j
+                    while raw[k - 1] == 32:  # strace pads short calls: `close(3)        = 0`
+                        k -= 1
+                    head = prefix_match(raw, 0, sp + 1) if sp >= 0 else _NO_PREFIX
+                    if raw[k - 1] == 41 and head is not None:  # ")"
+                        calls += 1
+                        pid_a, pid_b, ts = head.groups()
+                        pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
+                        if not wanted_name and pid not in watched:
+                            continue
+                        result = raw[j + 3:-1] if raw[-1] == 10 else raw[j + 3:]
+                        dur = None
+                        if result.endswith(b">"):
+                            d = result.rfind(b" <")
+                            if d >= 0 and _DURATION(result, d + 2, len(result) - 1):
+                                dur = result[d + 2:-1]
+                                result = result[:d]
+                        if result.endswith(b" "):
+                            result = result.rstrip()
+                        text = names.get(name)
+                        if text is None:
+                            if len(names) >= 4096:  # a hostile log of made-up names must not grow this
+                                names.clear()
+                            text = names[name] = name.decode()
+                        yield Call(lineno, pid, text, raw[i + 1:k - 1], result, _UNSET, ts, dur)
+                        continue
+            else:
                 r = raw.find(b"<... ")
-                if r >= 0:
+                if r >= 0 and not watched:
                     e = raw.find(b" resumed>", r)
                     if e > 0 and raw[r + 5:e] not in wanted:
                         calls += 1
                         continue
-                else:
-                    i = raw.find(b"(")
-                    if i > 0:
-                        name = raw[raw.rfind(b" ", 0, i) + 1:i]
-                        if name not in wanted and b"--- " not in raw and name.replace(b"_", b"").isalnum() and (
-                                b") = " in raw or raw.endswith(b"<unfinished ...>")):
-                            if b") = " in raw:
-                                calls += 1
-                            continue
-            m = full_match(raw)
-            if m is not None and not raw.endswith(b"<unfinished ...>"):
-                calls += 1
-                if wanted is not None and m.group(4) not in wanted and not watched:
-                    continue  # the common case: a call no rule needs, skipped before decoding anything
-                pid_a, pid_b, ts, name, args, result, dur = m.groups()
-                pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
-                if wanted is not None and name not in wanted and pid not in watched:
-                    continue
-                yield Call(lineno, pid, name.decode(), args, result, _UNSET, ts, dur)
-                continue
-            ev = _slow_line(raw, lineno, head_match, pending, stats, default_pid, wanted, watched)
+            ev = _slow_line(raw[:-1] if raw[-1] == 10 else raw, lineno, head_match, pending, stats, default_pid,
+                            wanted, watched)
             if ev is not None:
                 yield ev
     finally:
         stats.lines += lineno
-        stats.bytes += nbytes
         stats.calls += calls
 
 
@@ -230,6 +289,9 @@ def _slow_line(raw, lineno, head_match, pending, stats, default_pid, wanted, wat
             stats.bad(lineno, "unreadable unfinished call")
             return None
         if wanted is None or u.group(1) in wanted or pid in watched:
+            if len(pending) >= MAX_PENDING and pid not in pending:
+                # forget the oldest: their resumed halves will be read without their first halves
+                stats.dropped_unfinished += evict_oldest(pending, pending.__delitem__)
             pending[pid] = (lineno, u.group(1), u.group(2), ts)
         else:
             pending.pop(pid, None)
@@ -257,6 +319,8 @@ def _slow_line(raw, lineno, head_match, pending, stats, default_pid, wanted, wat
         return Exit(lineno, pid, int(status) if status is not None else None, sig.decode() if sig else None)
     elif first == b"-" and body.startswith(b"--- ") and body.endswith(b" ---"):
         return Signal(lineno, pid, body[4:-4])
+    elif first == b">" and body.startswith(b"> "):
+        return None  # a stack frame of `strace -k` after the call it belongs to
     elif not (body.startswith(b"strace: ") or not body.strip()):  # strace's own messages, blank lines
         stats.bad(lineno, "truncated or not an strace line" if b"(" in body else "not an strace line")
     return None
@@ -270,9 +334,8 @@ def _timestamp(text: bytes) -> float:
 
 
 def parse_jsonl(stream, stats: Stats) -> Iterator:
-    """strace-parser's JSON (one object per line) → the same events."""
-    from syscall_lint.strace.args import render_strace_parser_args
-
+    """strace-parser's JSON (one object per line) → the same events. A line of the wrong shape (a pid
+    that is not a number, a name that is not a string, nesting too deep to decode) is malformed."""
     for lineno, raw in lines(stream):
         stats.lines += 1
         if raw is None:
@@ -281,15 +344,42 @@ def parse_jsonl(stream, stats: Stats) -> Iterator:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
-            if obj.get("type") == "alert":
-                yield Exit(lineno, int(obj.get("pid", 0)), int(obj["result"]), None)
-                continue
-            name = obj["name"]
-            args = render_strace_parser_args(obj["args"]).encode()
-            result = str(obj["result"]).strip().encode()
-        except (ValueError, KeyError, TypeError, AttributeError):
+            event = _jsonl_event(lineno, json.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
+            event = None
+        if event is None:
             stats.bad(lineno, "not a strace-parser JSON object")
             continue
-        stats.calls += 1
-        yield Call(lineno, int(obj.get("pid", 0)), name, args, result, _ret(result), obj.get("timestamp"), None)
+        if type(event) is Call:
+            stats.calls += 1
+        yield event
+
+
+def _jsonl_event(lineno: int, obj):
+    """One strace-parser object as an event, or None when a field has the wrong type."""
+    from syscall_lint.strace.args import render_strace_parser_args
+
+    if not isinstance(obj, dict):
+        return None
+    pid = obj.get("pid", 0)
+    if pid is None:
+        pid = 0
+    if type(pid) is not int or not 0 <= pid < 1 << 32:
+        return None
+    if obj.get("type") == "alert":
+        status = obj.get("result")
+        if type(status) is not int or not -(1 << 31) <= status < 1 << 32:
+            return None
+        return Exit(lineno, pid, status, None)
+    name = obj["name"]
+    if type(name) is not str or not name.isidentifier():
+        return None
+    stamp = obj.get("timestamp")
+    if stamp is not None and (type(stamp) not in (int, float) or stamp != stamp):
+        return None
+    result = obj["result"]
+    if type(result) not in (int, str):
+        return None
+    result = str(result).strip().encode()
+    args = render_strace_parser_args(obj["args"]).encode()
+    return Call(lineno, pid, name, args, result, _ret(result), None if stamp is None else float(stamp), None)

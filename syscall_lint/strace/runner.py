@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import glob
+import gzip
 import io
 import os
 import re
+import zlib
 from pathlib import Path
 
 from syscall_lint.findings import InputError
+from syscall_lint.inputs import InputRefused
 from syscall_lint.report import Report
 from syscall_lint.strace.analyzer import TraceAnalyzer
 from syscall_lint.strace.parser import Stats, open_log, parse, parse_jsonl
@@ -59,34 +62,65 @@ def _events(stream, stats, pid, analyzer):
     if head == b"{":
         return parse_jsonl(stream, stats)
     # children awaiting their first use of an accepted fd must be seen whatever they call
-    return parse(stream, stats, default_pid=pid, wanted=analyzer.wanted, watched=analyzer.awaiting)
+    return parse(stream, stats, default_pid=pid, wanted=analyzer.wanted, watched=analyzer.watched)
 
 
 def lint_stream_set(display, members, settings, report: Report, stdin=None) -> None:
+    """Lint one input (a log, or an -ff set as one): its findings, at most one error line, and notes."""
     analyzer = TraceAnalyzer(settings, display)
     stats = Stats()
+    failure = None  # why a member could not be read to its end; the findings before it still count
     for path, pid in members:
         try:
             stream = stdin if (path == "-" and stdin is not None) else open_log(path)
+        except InputRefused as exc:
+            failure = _where(display, path, str(exc))
+            break
         except OSError as exc:
-            report.errors.append(InputError(path, f"cannot read: {exc.strerror or exc}"))
-            return
+            failure = _where(display, path, f"cannot read: {exc.strerror or exc}")
+            break
         try:
             analyzer.feed(_events(stream, stats, pid, analyzer), path)
-        except (OSError, EOFError) as exc:  # e.g. a truncated gzip stream
-            report.errors.append(InputError(path, f"cannot read: {exc}"))
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip stream, a read error
+            failure = _where(display, path, f"cannot read: {_read_error(exc)} (after line {stats.lines})")
         finally:
             if stream is not getattr(stdin, "raw", stdin) and path != "-":
                 stream.close()
-    if stats.calls == 0:
-        report.errors.append(InputError(display, f"not an strace log: no syscall line in {stats.lines} lines"))
-        return
-    report.findings.extend(analyzer.finish())
+        if failure:
+            break
+    malformed = ""
     if stats.malformed:
         first = "; ".join(f"line {n}: {why}" for n, why in stats.malformed_examples)
-        report.errors.append(InputError(display, f"{stats.malformed} malformed line(s) skipped ({first})"))
-    report.extra.setdefault("traces", []).append(
-        {"path": display, "lines": stats.lines, "syscalls": stats.calls, "malformed": stats.malformed})
+        malformed = f"{stats.malformed} malformed line(s) skipped ({first})"
+    if failure is None and stats.calls == 0:
+        report.errors.append(InputError(display, f"not an strace log: no syscall line in {stats.lines} lines"))
+        return
+    if stats.calls:
+        report.findings.extend(analyzer.finish())
+    if failure is not None or malformed:
+        report.errors.append(InputError(display, "; ".join(m for m in (failure, malformed) if m)))
+    notes = analyzer.notes()
+    if stats.dropped_unfinished:
+        notes.insert(0, f"more processes with an unfinished call than the parser keeps: forgot the first half of "
+                        f"{stats.dropped_unfinished:,} call(s)")
+    entry = {"path": display, "lines": stats.lines, "syscalls": stats.calls, "malformed": stats.malformed}
+    if notes:
+        entry["notes"] = notes
+        report.warnings.extend(f"{display}: {note}" for note in notes)
+    report.extra.setdefault("traces", []).append(entry)
+
+
+def _where(display: str, path: str, reason: str) -> str:
+    """The reason, naming the member of an -ff set that failed (the input itself is named by the error)."""
+    return reason if path == display else f"{path}: {reason}"
+
+
+def _read_error(exc: BaseException) -> str:
+    if isinstance(exc, (zlib.error, gzip.BadGzipFile)):
+        return f"corrupt gzip data ({exc})"
+    if isinstance(exc, EOFError):
+        return f"truncated gzip data ({exc})"
+    return str(exc.strerror or exc) if isinstance(exc, OSError) else str(exc)
 
 
 def lint_traces(paths, resolver) -> Report:
