@@ -4,8 +4,9 @@ The recordings (fixtures/strace/, made by record_more.sh) are checked finding by
 test_strace.py's EXPECTED; here are the properties behind those counts.
 """
 
+import io
 import json
-import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from syscall_lint import catalog
 from syscall_lint.config import Resolver, parse_table
 from syscall_lint.strace.analyzer import TraceAnalyzer
 from syscall_lint.strace.observer import observer_classes, trace_syscalls
+from syscall_lint.strace.parser import Call, Stats, parse
 from syscall_lint.strace.record import record, trace_flags
 from syscall_lint.strace.runner import lint_text
 from syscall_lint.strace.tracker import TRACKED
@@ -263,3 +265,31 @@ def test_record_deletes_its_temporary_log_and_echoes_the_command_quoted(tmp_path
     assert f"recorded {sys.executable} -c 'x = '\"'\"'a b'\"'\"''" in proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["recorded"]["kept"] is False and doc["recorded"]["trace"] is None
+
+
+# the parser's fast split ------------------------------------------------------------
+# A whole-line regex, the parser's old way (and the bench's bare loop): the reference for the split.
+WHOLE_LINE = re.compile(rb" *(?:\[pid +(\d{1,10})\] |(\d{1,10}) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?"
+                        rb"([a-z_][a-z0-9_]*)\((.*)\) += (.*?)(?: <(\d+\.\d+)>)?$")
+
+
+def test_the_fast_split_agrees_with_a_whole_line_regex_on_every_recorded_line():
+    compared = 0
+    for path in sorted(TRACES.glob("*.strace")):
+        lines = path.read_bytes().splitlines()
+        calls = {ev.line: ev for ev in events_of(b"\n".join(lines) + b"\n") if isinstance(ev, Call)}
+        for lineno, raw in enumerate(lines, 1):
+            m = WHOLE_LINE.match(raw)
+            if m is None or raw.endswith(b"<unfinished ...>") or b"<... " in raw:
+                continue
+            pid_a, pid_b, ts, name, args, result, dur = m.groups()
+            ev = calls[lineno]
+            assert (ev.pid, ev.name, ev.args, ev.result) == (int(pid_a or pid_b or 0), name.decode(), args,
+                                                             result.rstrip()), (path.name, lineno)
+            assert ev.duration == (float(dur) if dur else None)
+            compared += 1
+    assert compared > 10_000
+
+
+def events_of(data: bytes) -> list:
+    return list(parse(io.BufferedReader(io.BytesIO(data)), Stats()))

@@ -205,8 +205,23 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
             # (a stack frame of `strace -k`, " > lib(func+0x1) [0x2]", has no " = ": _slow_line skips it)
             i = raw.find(b"(")
             if raw.endswith(_UNFINISHED_END):
-                if not watched and i > 0 and raw[raw.rfind(b" ", 0, i) + 1:i] not in wanted:
-                    continue  # the first half of a call no rule needs (its other half is skipped too)
+                if i > 0:
+                    sp = raw.rfind(b" ", 0, i)
+                    name = raw[sp + 1:i]
+                    if not watched and name not in wanted:
+                        continue  # the first half of a call no rule needs (its other half is skipped too)
+                    head = prefix_match(raw, 0, sp + 1) if sp >= 0 else _NO_PREFIX
+                    if head is not None and name.replace(b"_", b"").isalnum():
+                        pid_a, pid_b, ts = head.groups()
+                        pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
+                        if name in wanted or pid in watched:
+                            if len(pending) >= MAX_PENDING and pid not in pending:
+                                # forget the oldest: their resumed halves will be read without their first halves
+                                stats.dropped_unfinished += evict_oldest(pending, pending.__delitem__)
+                            pending[pid] = (lineno, name, raw[i + 1:raw.rfind(b"<unfinished ...>")].rstrip(b" "), ts)
+                        else:
+                            pending.pop(pid, None)
+                        continue
             elif i > 0 and raw.find(b"<... ", 0, i) < 0:
                 j = raw.rfind(b" = ")
                 sp = raw.rfind(b" ", 0, i)
@@ -253,11 +268,45 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
                         continue
             else:
                 r = raw.find(b"<... ")
-                if r >= 0 and not watched:
-                    e = raw.find(b" resumed>", r)
-                    if e > 0 and raw[r + 5:e] not in wanted:
+                e = raw.find(b" resumed>", r) if r >= 0 else -1
+                if e > 0:
+                    name = raw[r + 5:e]
+                    if not watched and name not in wanted:
                         calls += 1
                         continue
+                    # the second half of an unfinished call, split like a complete one
+                    j = raw.rfind(b" = ")
+                    head = prefix_match(raw, 0, r)
+                    if j > e and head is not None:
+                        k = j
+                        while raw[k - 1] == 32:
+                            k -= 1
+                        if raw[k - 1] == 41 and k - 1 >= e + 9:
+                            pid_a, pid_b, ts = head.groups()
+                            pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
+                            before = pending.pop(pid, None)
+                            calls += 1
+                            if name not in wanted and pid not in watched:
+                                continue
+                            result = raw[j + 3:-1] if raw[-1] == 10 else raw[j + 3:]
+                            dur = None
+                            if result.endswith(b">"):
+                                d = result.rfind(b" <")
+                                if d >= 0 and _DURATION(result, d + 2, len(result) - 1):
+                                    dur = result[d + 2:-1]
+                                    result = result[:d]
+                            if result.endswith(b" "):
+                                result = result.rstrip()
+                            if before is None or before[1] != name:
+                                before = (lineno, name, b"", ts)  # strace lost the first half (attached mid-call)
+                            text = names.get(name)
+                            if text is None:
+                                if len(names) >= 4096:
+                                    names.clear()
+                                text = names[name] = name.decode()
+                            yield Call(before[0], pid, text, before[2] + raw[e + 9:k - 1], result, _UNSET,
+                                       before[3] or ts, dur)
+                            continue
             ev = _slow_line(raw[:-1] if raw[-1] == 10 else raw, lineno, head_match, pending, stats, default_pid,
                             wanted, watched)
             if ev is not None:
