@@ -27,6 +27,7 @@ MAX_FUNCTION = 1 << 20  # bytes disassembled for one function's loops
 # code scanned for a call graph: beyond this (libLLVM, node: 28-53 MB) the scan costs seconds and
 # the binary is not judged from its call graph (it says so in a note)
 MAX_GRAPH_CODE = 16 << 20
+MIN_GAP = 16  # bytes of code outside every known function before the gap counts as one
 _X86_CALL = re.compile(rb"[\xe8\xe9]|\xff[\x15\x25]", re.S)
 _A64_BRANCH = re.compile(rb"[\x14-\x17\x94-\x97]")
 
@@ -140,7 +141,7 @@ def build(info, sections, relocs) -> CallGraph | None:
         if x86:
             _scan_x86(sec.address, sec.data, got, None if all_targets else targets, raw_calls)
         else:
-            _scan_a64(sec.address, sec.data, raw_calls)
+            _scan_a64(sec.address, sec.data, targets, raw_calls)
     if all_targets:
         counts = defaultdict(int)
         for site, target, tail in raw_calls:
@@ -161,6 +162,7 @@ def build(info, sections, relocs) -> CallGraph | None:
         graph.functions.append(Function(start, end, _pick_name(names) or f"sub_{start:x}"))
         if names:
             graph.names[start] = names
+    graph.functions = _fill_gaps(graph.functions, code)
     graph._starts = [f.start for f in graph.functions]
     if all_targets:  # resolve what the scan kept unfiltered
         raw_calls = [(site, targets[t] if isinstance(t, int) else t, tail) for site, t, tail in raw_calls
@@ -181,6 +183,39 @@ def build(info, sections, relocs) -> CallGraph | None:
             continue  # a jump inside its own function: a branch, not a call
         sites_of.setdefault(caller.start, []).append(CallSite(site, node, tail))
     return graph
+
+
+def _fill_gaps(functions: list, code) -> list:
+    """Code no symbol or unwind entry covers (crtstuff's helpers, hand-written assembly) becomes a
+    function of its own from the gap's first instruction, so every call site lies in a function."""
+    out = []
+    for sec in code:
+        lo, hi = sec.address, sec.address + len(sec.data)
+        inside = [f for f in functions if lo <= f.start < hi]
+        cursor = lo
+        for f in inside:
+            if f.start - cursor > MIN_GAP:
+                start = cursor + _padding(sec, cursor, f.start)
+                if f.start - start > MIN_GAP:
+                    out.append(Function(start, f.start, f"sub_{start:x}"))
+            out.append(f)
+            cursor = max(cursor, f.end)
+        if hi - cursor > MIN_GAP:
+            start = cursor + _padding(sec, cursor, hi)
+            if hi - start > MIN_GAP:
+                out.append(Function(start, hi, f"sub_{start:x}"))
+    placed = {f.start for f in out}
+    out.extend(f for f in functions if f.start not in placed)
+    out.sort(key=lambda f: f.start)
+    return out
+
+
+def _padding(sec, start: int, end: int) -> int:
+    """Bytes of alignment padding (nop, int3, zero words) at the start of a gap."""
+    data, base, n = sec.data, sec.address, 0
+    while start + n < end and data[start - base + n] in (0x90, 0xCC, 0x00, 0x66, 0x0F, 0x1F, 0x44, 0x84, 0x2E):
+        n += 1
+    return n
 
 
 def boundaries(info, sections) -> list:
@@ -253,8 +288,11 @@ def _scan_x86(base, data, got, targets, calls) -> None:
                     append((base + pos, node, op == 0xE9))
 
 
-def _scan_a64(base, data, calls) -> None:
+def _scan_a64(base, data, targets, calls) -> None:
+    """(site, target, is a jump) for every `bl` (any target: a new function start when unknown) and
+    every `b` that lands on a known function or stub (a tail call; other `b`s are branches)."""
     frombytes = int.from_bytes
+    append = calls.append
     for m in _A64_BRANCH.finditer(data):
         pos = m.start()
         if pos % 4 != 3:
@@ -263,7 +301,12 @@ def _scan_a64(base, data, calls) -> None:
         imm = word & 0x3FFFFFF
         if imm & 0x2000000:
             imm -= 1 << 26
-        calls.append((base + pos - 3, base + pos - 3 + imm * 4, not word & 0x80000000))
+        site = base + pos - 3
+        target = site + imm * 4
+        if word & 0x80000000:
+            append((site, target, False))
+        elif target in targets:
+            append((site, targets[target], True))
 
 
 def instructions(info, sections, func: Function, md) -> list:

@@ -183,6 +183,7 @@ def natural_loops(graph: dict) -> list:
                         continue
                     body[0].add(n)
                     stack.extend(graph[n].preds)
+
     loops = []
     for h, (body, latches) in bodies.items():
         spans = tuple(sorted((graph[b].start, graph[b].end) for b in body))

@@ -4,37 +4,18 @@ from __future__ import annotations
 
 from syscall_lint.elf.callsites import _base
 
-AREAS = {
-    "durability": {
-        "replaces": {"rename", "renameat", "renameat2"},
-        "syncs": {"fsync", "fdatasync", "syncfs", "sync", "msync"},
-        "weak": {"sync_file_range"},
-        # what writes a file's data (a binary's write→rename path starts with one of these); the printf
-        # family is left out (how programs print diagnostics), and so are copy_file_range and sendfile
-        # (cp, mv and install copy files someone else wrote)
-        "writes": {"write", "pwrite", "pwrite64", "writev", "pwritev", "pwritev2", "fwrite", "fwrite_unlocked",
-                   "fputs", "fputs_unlocked"},
-    },
-    "connections": {
-        "accepts": {"accept", "accept4"},
-        "threads": {"pthread_create", "thrd_create", "clone", "clone3"},
-        "forks": {"fork", "vfork", "_Fork"},
-        "readiness": {"epoll_create", "epoll_create1", "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl",
-                      "poll", "ppoll", "select", "pselect", "pselect6", "io_uring_setup", "io_uring_enter",
-                      "io_uring_queue_init", "io_uring_submit", "kqueue", "event_base_new", "ev_run", "uv_run"},
-    },
-    "batching": {"single": {"write", "send", "sendto", "pwrite", "pwrite64"},
-                 "vectored": {"writev", "pwritev", "pwritev2", "sendmsg", "sendmmsg"}},
-    "zero-copy": {"calls": {"sendfile", "sendfile64", "splice", "tee", "vmsplice", "copy_file_range"}},
-    "io_uring": {"calls": {"io_uring_setup", "io_uring_enter", "io_uring_register", "io_uring_queue_init",
-                           "io_uring_submit"}},
-    "memory": {"calls": {"mmap", "mmap64", "munmap", "mremap", "madvise", "malloc_trim", "brk", "sbrk"}},
-    "locking": {"calls": {"pthread_mutex_lock", "pthread_spin_lock", "pthread_rwlock_wrlock", "pthread_rwlock_rdlock",
-                          "sem_wait", "pthread_cond_wait", "futex"}},
-}
-EVENT_LIBRARIES = ("libevent", "libev.", "libuv", "liburing", "libglib-2.0", "libsystemd", "libzmq", "libnghttp2")
-# the libraries whose dispatch loop calls a program's callbacks (the loop is in the library)
-DISPATCH_LIBRARIES = ("libevent", "libev.", "libuv", "libglib-2.0")
+def _load_areas() -> tuple:
+    """(areas: {area: {group: set of names}}, library prefix lists) from rules/elf_areas.toml."""
+    from syscall_lint._toml import toml
+    from syscall_lint.catalog import _catalog_dir
+
+    data = toml.loads((_catalog_dir() / "elf_areas.toml").read_bytes().decode())
+    libraries = data.pop("libraries")
+    areas = {area: {group: set(names) for group, names in groups.items()} for area, groups in data.items()}
+    return areas, tuple(libraries["event"]), tuple(libraries["dispatch"])
+
+
+AREAS, EVENT_LIBRARIES, DISPATCH_LIBRARIES = _load_areas()
 
 
 def dispatch_libraries(info) -> list:

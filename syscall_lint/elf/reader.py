@@ -61,10 +61,13 @@ class ElfInfo:
     def functions(self) -> list:
         """(addr, size, name) of defined functions, sorted; decoded on first use (most audits never ask)."""
         if self._functions is None:
-            with _open(self.path) as (layout, _header):
-                syms = _symbols(layout, layout.by_name.get(".symtab"))
-                if not syms:
-                    syms = [s for s in _symbols(layout, layout.by_name.get(".dynsym")) if s and s.defined]
+            try:
+                with _open(self.path) as (layout, _header):
+                    syms = _symbols(layout, layout.by_name.get(".symtab"))
+                    if not syms:
+                        syms = [s for s in _symbols(layout, layout.by_name.get(".dynsym")) if s and s.defined]
+            except Corrupt as exc:
+                raise NotElf(f"corrupt ELF: {exc}") from None
             self._functions = sorted({(s.value, s.size, s.name) for s in syms
                                       if s and s.kind in (STT_FUNC, STT_GNU_IFUNC) and s.defined and s.value})
         return self._functions
@@ -204,15 +207,18 @@ def eh_frame_ranges(path: str) -> list:
     Starts come from .eh_frame_hdr's search table; each FDE's pc_range gives the end when the FDE
     encodes its addresses as pc-relative sdata4 (what GCC and clang emit), checked by decoding the
     FDE's own pc_begin and finding the table's start again."""
-    with _open(path) as (layout, _):
-        sec = layout.by_name.get(".eh_frame_hdr")
-        if sec is None:
-            return []
-        data, base = layout.data(sec), sec.addr
-        endian = layout.e
-        frames = layout.by_name.get(".eh_frame")
-        fdata = layout.data(frames) if frames is not None and frames.size <= MAX_CODE else b""
-        fbase = frames.addr if frames is not None else 0
+    try:
+        with _open(path) as (layout, _):
+            sec = layout.by_name.get(".eh_frame_hdr")
+            if sec is None:
+                return []
+            data, base = layout.data(sec), sec.addr
+            endian = layout.e
+            frames = layout.by_name.get(".eh_frame")
+            fdata = layout.data(frames) if frames is not None and frames.size <= MAX_CODE else b""
+            fbase = frames.addr if frames is not None else 0
+    except Corrupt as exc:
+        raise NotElf(f"corrupt ELF: {exc}") from None
     if len(data) < 12 or data[0] != 1 or data[2] != 0x03 or data[3] != 0x3B:  # v1, count udata4, datarel|sdata4
         return []
     count = min(struct.unpack_from(endian + "I", data, 8)[0], (len(data) - 12) // 8)

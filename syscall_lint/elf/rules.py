@@ -82,6 +82,19 @@ def audit(info, settings, path: str):
             if not hits:
                 notes.append(f"imports {'/'.join(c['accepts'])} and {'/'.join(spawners)}, but no loop reaches both "
                              f"(accept first, within {spec.depth} calls): not judged {code}")
+    for code, spec in rules.items():
+        if code in BUILT_IN or code not in enabled or info.runtime == "go":
+            continue
+        # a rule added as data: its [elf] table is the whole check, and its message takes
+        # {function}, {start}, {end}, {first} and {second}
+        if not (profile.surface(info) & spec.first and profile.surface(info) & spec.second):
+            continue
+        graph = text.evaluator()
+        for m in graph.matches(spec, library_loop=bool(profile.dispatch_libraries(info))) if graph else ():
+            emit(code, "medium", f"call sites in one {spec.scope}, through direct calls (depth ≤ {spec.depth})",
+                 sorted(profile.surface(info) & (spec.first | spec.second)), f"{code} {m.function.name}",
+                 function=m.function.name, start=hex(m.start), end=hex(m.end), first=m.via(m.first),
+                 second=m.via(m.second))
     if info.machine == "x86-64":
         notes.append(X86_NOTE)
     elif info.machine == "aarch64" and "SCL501" in enabled:
@@ -94,9 +107,10 @@ def audit(info, settings, path: str):
     return found, prof, notes
 
 
-# evidence that some other thread or process shares this program's memory
-CONCURRENCY = frozenset({"pthread_create", "thrd_create", "clone", "clone3", "fork", "vfork", "_Fork", "posix_spawn",
-                         "shm_open", "shmat", "shmget", "memfd_create"})
+# binary rules with their own emitters above; any other rule with an [elf] table is emitted generically
+BUILT_IN = frozenset({"SCL101", "SCL301", "SCL302"})
+# evidence that some other thread or process shares this program's memory (rules/elf_areas.toml)
+CONCURRENCY = frozenset(profile.AREAS["concurrency"]["calls"])
 MAX_SPIN_FUNCTIONS = 20  # functions listed per binary; the rest are counted in a note
 
 
@@ -111,6 +125,8 @@ def concurrency(info):
 def _spin_findings(info, path, spins, concurrent, notes) -> list:
     """One finding per function, ranked by how many spin loops it holds: a binary with hundreds of
     sites reads as a short ranked summary."""
+    if not spins:
+        return []
     functions = callgraph.boundaries(info, ())
     by_function = {}
     for hit in spins:

@@ -101,8 +101,17 @@ def _may_spin(data: bytes, lo: int, hi: int) -> bool:
         return False
     frombytes = int.from_bytes
     loads = False
+    pages = set()  # registers an `adrp` in the span set: their `add xN, xN, #lo12` is no counter
     for at in range(lo, hi, 4):
         w = frombytes(data[at:at + 4], "little")
+        if (w & 0x9F000000) == 0x90000000:
+            pages.add(w & 0x1F)  # adrp
+            continue
+        if (w & 0x1F000000) == 0x11000000 and (w & 0x1F) == (w >> 5) & 0x1F and (w & 0x1F) not in (31, 29) \
+                and (w & 0x1F) not in pages:
+            return False  # add/sub xN, xN, #imm: a counter or a walk, not a wait
+        if (w & 0x3A000000) == 0x38000000 and (w & 0x01000000) == 0 and (w & 0x00200400) == 0x00000400:
+            return False  # a load or store with writeback ([xN], #imm or [xN, #imm]!): a walk
         if (w & 0xFC000000) == 0x94000000 or (w & 0xFFFFFC1F) == 0xD63F0000:
             return False  # bl, blr (a ret or br may end an exit block laid out inside the span)
         if (w & 0xFFFFF01F) == 0xD503301F:
@@ -190,8 +199,10 @@ class Analyzer:
         lo -= (lo - sec.address) % 4
         return list(self.md.disasm_lite(sec.data[lo - sec.address:hi - sec.address], lo))
 
-    def _judge(self, sec, header: int, branch: int):
-        insns = self._window(sec, header - WINDOW_BEFORE, branch + WINDOW_AFTER)
+    def _loop(self, sec, header: int, branch: int, lo: int, hi: int, precise: bool = True):
+        """(instructions, index, body blocks, body starts, poll) of the back-edge's natural loop
+        within the window [lo, hi), when its body is a spin shape; else None."""
+        insns = self._window(sec, lo, hi)
         index = {ins[0]: i for i, ins in enumerate(insns)}
         if header not in index or branch not in index:
             return None
@@ -203,9 +214,8 @@ class Analyzer:
         head, latch = block_of.get(header), block_of.get(branch)
         if head != header or latch is None:
             return None
-        # the loop: blocks between header and branch that the header reaches and that reach the
-        # branch back. A backward jump to a join point (an out-of-line path rejoining) reaches
-        # nothing from its "header" and is no loop.
+        # the loop: blocks the header reaches that reach the branch back. A backward jump to a
+        # join point (an out-of-line path rejoining) reaches nothing from its "header": no loop.
         forward, stack = {head}, [head]
         while stack:  # anywhere in the window: a loop's out-of-line blocks belong to it too
             n = stack.pop()
@@ -226,9 +236,20 @@ class Analyzer:
         body_insns = [ins for blk in blocks for ins in blk.insns]
         if len(body_insns) > MAX_BODY:
             return None
-        poll = self._poll(body_insns, branch, self._constants(insns[:index[header]]))
+        poll = self._poll(body_insns, branch, self._constants(insns[:index[header]]) if precise else {})
         if poll is None:
             return None
+        return insns, index, blocks, body, poll
+
+    def _judge(self, sec, header: int, branch: int):
+        # first the span alone (cheap, and most candidates fail here); then the wide window, where
+        # the loop's out-of-line blocks and the code after its exits are seen
+        if self._loop(sec, header, branch, header, branch + 4, precise=False) is None:
+            return None
+        found = self._loop(sec, header, branch, header - WINDOW_BEFORE, branch + WINDOW_AFTER)
+        if found is None:
+            return None
+        insns, index, blocks, body, poll = found
         load_index, load_ins, loaded_regs, seqlock = poll
         if self._ordered_before(insns, index[header]):
             return None
