@@ -36,8 +36,7 @@ def _groups(paths):
         if os.path.isdir(arg):
             # in a directory, the files that look like traces: *.strace[.gz], *.jsonl, -ff sets
             yield from _groups([os.path.join(arg, name) for name in sorted(os.listdir(arg))
-                                if os.path.isfile(os.path.join(arg, name))
-                                and (name.endswith(TRACE_SUFFIXES) or _PER_PID.match(name))])
+                                if _looks_like_trace(arg, name)])
             continue
         m = _PER_PID.match(arg)
         if m and arg != "-":
@@ -123,13 +122,22 @@ def _read_error(exc: BaseException) -> str:
     return str(exc.strerror or exc) if isinstance(exc, OSError) else str(exc)
 
 
+def _looks_like_trace(folder: str, name: str) -> bool:
+    return os.path.isfile(os.path.join(folder, name)) and bool(name.endswith(TRACE_SUFFIXES) or _PER_PID.match(name))
+
+
 def lint_traces(paths, resolver) -> Report:
     report = Report(sources={"strace"})
+    for arg in paths:
+        if arg != "-" and os.path.isdir(arg) and not any(_looks_like_trace(arg, n) for n in os.listdir(arg)):
+            report.warnings.append(f"no strace logs found under {arg} (*.strace, *.strace.gz, *.jsonl, -ff sets)")
     for display, members in _groups(paths):
         if members is None:
             report.errors.append(InputError(display, "no such file or directory"))
             continue
         settings = resolver.for_path(Path(display if display != "-" else "."))
+        if display != "-" and settings.force_exclude and settings.is_excluded(display):
+            continue  # --force-exclude: the project's exclude applies to named logs too (pre-commit)
         lint_stream_set(display, members, settings, report)
     return report
 
