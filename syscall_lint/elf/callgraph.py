@@ -15,9 +15,13 @@ reversed edges from the names.
 from __future__ import annotations
 
 import bisect
+from itertools import accumulate, compress, repeat
+from operator import add, and_, itemgetter, mul, sub, xor
 import re
+import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from syscall_lint.elf.callsites import _base, _capstone, _stub_targets
 
@@ -28,8 +32,7 @@ MAX_FUNCTION = 1 << 20  # bytes disassembled for one function's loops
 # the binary is not judged from its call graph (it says so in a note)
 MAX_GRAPH_CODE = 16 << 20
 MIN_GAP = 16  # bytes of code outside every known function before the gap counts as one
-_X86_CALL = re.compile(rb"[\xe8\xe9]|\xff[\x15\x25]", re.S)
-_A64_BRANCH = re.compile(rb"[\x14-\x17\x94-\x97]")
+_X86_GOT_CALL = re.compile(rb"\xff[\x15\x25]")  # call/jmp [rip+slot]
 
 
 @dataclass(frozen=True)
@@ -39,21 +42,98 @@ class Function:
     name: str
 
 
-@dataclass(frozen=True)
-class CallSite:
+class CallSite(NamedTuple):  # a tuple: hundreds of thousands are made per large binary
     address: int
     target: object  # function start (int) or imported name (str)
     tail: bool = False  # a jump, not a call: control does not come back
+
+
+class _Sites:
+    """function start → [CallSite] in address order, answered on demand from the binary's calls
+    sorted by address (a binary search per function): a question touches a few functions, a binary
+    has thousands."""
+
+    def __init__(self, graph=None):
+        self.graph = graph
+        self._made = {}
+
+    def get(self, start, default=None):
+        found = self._made.get(start)
+        if found is None:
+            found = self.graph._sites_of(start) if self.graph is not None else []
+            self._made[start] = found
+        return found or default
+
+    def __getitem__(self, start):
+        found = self.get(start)
+        if found is None:
+            raise KeyError(start)
+        return found
+
+    def __contains__(self, start):
+        return bool(self.get(start))
+
+    def __iter__(self):
+        return (f.start for f in self.graph.functions if self.get(f.start)) if self.graph else iter(())
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+    def __bool__(self):
+        return self.graph is not None and bool(self.graph._calls)
+
+    def keys(self):
+        return list(self)
+
+    def items(self):
+        return [(start, self.get(start)) for start in self]
+
+    def values(self):
+        return [self.get(start) for start in self]
 
 
 @dataclass
 class CallGraph:
     machine: str
     functions: list = field(default_factory=list)  # Function, sorted by start
-    sites: dict = field(default_factory=dict)  # function start → [CallSite] in address order
+    sites: _Sites = field(default=None)  # function start → [CallSite] in address order
     names: dict = field(default_factory=dict)  # function start → every symbol name at that address
     _starts: list = field(default_factory=list)
-    _callers: dict = field(default_factory=dict)
+    _callers: dict = field(default_factory=dict)  # node → starts of the functions calling it (on demand)
+    _by_base: dict | None = None  # base symbol name → function starts holding it
+    _calls: list = field(default_factory=list)  # (site, node, tail) of every resolved call, by site
+    _call_sites: list = field(default_factory=list)  # their addresses, for binary searches
+    _by_target: dict | None = None  # node → [(site, tail)]
+
+    def __post_init__(self):
+        self.sites = _Sites(self)
+
+    def _sites_of(self, start: int) -> list:
+        """The calls in one function, minus jumps inside it (branches, not calls)."""
+        func = self.function(start)
+        if func is None:
+            return []
+        lo, hi = func.start, func.end
+        i = bisect.bisect_left(self._call_sites, lo)
+        j = bisect.bisect_left(self._call_sites, hi)
+        return [CallSite._make(call) for call in self._calls[i:j]
+                if not (call[2] and type(call[1]) is int and lo <= call[1] < hi)]
+
+    def callers(self, node) -> set:
+        """Starts of the functions with a call to `node`."""
+        found = self._callers.get(node)
+        if found is None:
+            if self._by_target is None:
+                self._by_target = defaultdict(list)
+                for site, target, tail in self._calls:
+                    self._by_target[target].append((site, tail))
+            found = set()
+            for site, tail in self._by_target.get(node, ()):
+                func = self.function_at(site)
+                if func is not None and not (tail and type(node) is int and func.start <= node < func.end):
+                    found.add(func.start)
+            self._callers[node] = found
+        return found
 
     def function_at(self, addr: int):
         i = bisect.bisect_right(self._starts, addr) - 1
@@ -73,30 +153,26 @@ class CallGraph:
 
     def fan_in(self, node) -> int:
         """How many functions call this node."""
-        self._index_callers()
-        return len(self._callers.get(node, ()))
-
-    def _index_callers(self) -> None:
-        if not self._callers:
-            callers = defaultdict(set)
-            for start, sites in self.sites.items():
-                for site in sites:
-                    callers[site.target].add(start)
-            self._callers = callers
+        return len(self.callers(node))
 
     def distances(self, wanted: set, depth: int, max_fan_in: int = 0) -> dict:
         """node → fewest calls from that node's code to one of the `wanted` names (0 for the names
         themselves), for every node within `depth` calls; with `max_fan_in`, only through functions
         called from at most that many places."""
-        self._index_callers()
+        self.callers(None)  # builds the index of calls by target
         dist = {}
         queue = deque()
-        for node in self._callers:
-            if isinstance(node, str) and _base(node) in wanted:
+        for node in list(self._by_target):
+            if isinstance(node, str) and _base(node) in wanted and self.callers(node):
                 dist[node] = 0
                 queue.append(node)
-        for start, names in self.names.items():
-            if start not in dist and any(_base(n) in wanted for n in names):  # static: the libc function itself
+        if self._by_base is None:
+            self._by_base = defaultdict(list)
+            for start, names in self.names.items():
+                for base_name in {_base(n) for n in names}:
+                    self._by_base[base_name].append(start)
+        for start in sorted({s for name in wanted for s in self._by_base.get(name, ())}):
+            if start not in dist:  # static: the libc function itself
                 dist[start] = 0
                 queue.append(start)
         while queue:
@@ -104,9 +180,9 @@ class CallGraph:
             d = dist[node] + 1
             if d > depth:
                 continue
-            if max_fan_in and isinstance(node, int) and dist[node] > 0 and len(self._callers.get(node, ())) > max_fan_in:
+            if max_fan_in and isinstance(node, int) and dist[node] > 0 and len(self.callers(node)) > max_fan_in:
                 continue  # a utility called from everywhere: reaching through it says nothing of the caller
-            for caller in self._callers.get(node, ()):
+            for caller in self.callers(node):
                 if caller not in dist:
                     dist[caller] = d
                     queue.append(caller)
@@ -167,21 +243,8 @@ def build(info, sections, relocs) -> CallGraph | None:
     if all_targets:  # resolve what the scan kept unfiltered
         raw_calls = [(site, targets[t] if isinstance(t, int) else t, tail) for site, t, tail in raw_calls
                      if not isinstance(t, int) or t in targets]
-    resolved = sorted(raw_calls)
-    # one sweep over sites and functions, both sorted by address (no search per site)
-    funcs, k, n = graph.functions, 0, len(graph.functions)
-    sites_of = graph.sites
-    for site, node, tail in resolved:
-        while k < n and funcs[k].end <= site:
-            k += 1
-        if k >= n:
-            break
-        caller = funcs[k]
-        if site < caller.start:
-            continue
-        if tail and isinstance(node, int) and caller.start <= node < caller.end:
-            continue  # a jump inside its own function: a branch, not a call
-        sites_of.setdefault(caller.start, []).append(CallSite(site, node, tail))
+    graph._calls = sorted(raw_calls)
+    graph._call_sites = list(map(itemgetter(0), graph._calls))
     return graph
 
 
@@ -263,50 +326,75 @@ def _pick_name(names: list) -> str | None:
     return sorted(names, key=lambda n: (n.startswith("_"), len(n)))[0]
 
 
-def _scan_x86(base, data, got, targets, calls) -> None:
+def _byte_offsets(data: bytes, byte: bytes) -> list:
+    """Every offset of `byte` in `data`, by C loops (split, then running sums of the piece lengths)."""
+    pieces = data.split(byte)
+    pieces.pop()
+    return list(map(add, accumulate(map(add, map(len, pieces), repeat(1))), repeat(-1)))
+
+
+def _scan_x86(base, data, got, targets, calls, scan=None) -> None:
     """(site, target, is a jump) for every `call`/`jmp rel32` (kept only when it lands in `targets`,
-    if given) and every `call`/`jmp [rip+slot]` through an imported GOT slot (the slot's name)."""
-    frombytes = int.from_bytes
+    if given) and every `call`/`jmp [rip+slot]` through an imported GOT slot (the slot's name).
+
+    A large binary holds hundreds of thousands of calls: the opcode offsets, the arithmetic and the
+    filtering run in split/map/compress pipelines (C loops), not in one Python step per call."""
+    unpack = struct.Struct("<i").unpack_from
     size = len(data)
-    append = calls.append
-    for m in _X86_CALL.finditer(data):
+    for m in _X86_GOT_CALL.finditer(data):
         pos = m.start()
-        op = data[pos]
-        if op == 0xFF:
-            if pos + 6 <= size:
-                slot = base + pos + 6 + frombytes(data[pos + 2:pos + 6], "little", signed=True)
-                name = got.get(slot)
-                if name is not None:
-                    append((base + pos, name, data[pos + 1] == 0x25))
-        elif pos + 5 <= size:
-            target = base + pos + 5 + frombytes(data[pos + 1:pos + 5], "little", signed=True)
-            if targets is None:
-                append((base + pos, target, op == 0xE9))
-            else:
-                node = targets.get(target)
-                if node is not None:
-                    append((base + pos, node, op == 0xE9))
+        if pos + 6 <= size:
+            name = got.get(base + pos + 6 + unpack(data, pos + 2)[0])
+            if name is not None:
+                calls.append((base + pos, name, data[pos + 1] == 0x25))
+    last = size - 5  # a rel32 needs four bytes after its opcode
+    found = []
+    for opcode, tail in ((b"\xe8", False), (b"\xe9", True)):
+        offsets = _byte_offsets(data, opcode)
+        while offsets and offsets[-1] > last:
+            offsets.pop()
+        n = len(offsets)
+        if not n:
+            continue
+        rel_at = list(map(add, offsets, repeat(1, n)))
+        rels = map(itemgetter(0), map(unpack, repeat(data, n), rel_at))
+        dest = list(map(add, rels, map(add, offsets, repeat(base + 5, n))))  # site + 5 + rel
+        sites = map(add, offsets, repeat(base, n))
+        if targets is None:
+            found.extend(zip(sites, dest, repeat(tail, n)))
+        else:
+            keep = list(map(targets.__contains__, dest))
+            found.extend(zip(compress(sites, keep), map(targets.__getitem__, compress(dest, keep)), repeat(tail, n)))
+    calls.extend(found)
+
+
+_A64_BL = bytes(int(0x94 <= b <= 0x97) for b in range(256))  # top byte of `bl` → 1, any other → 0
+_A64_B = bytes(int(0x14 <= b <= 0x17) for b in range(256))  # top byte of `b`
 
 
 def _scan_a64(base, data, targets, calls) -> None:
     """(site, target, is a jump) for every `bl` (any target: a new function start when unknown) and
-    every `b` that lands on a known function or stub (a tail call; other `b`s are branches)."""
-    frombytes = int.from_bytes
-    append = calls.append
-    for m in _A64_BRANCH.finditer(data):
-        pos = m.start()
-        if pos % 4 != 3:
+    every `b` that lands on a known function or stub (a tail call; other `b`s are branches).
+
+    Words are aligned, so each word's top byte (data[3::4]) names its opcode: the words to decode
+    are found, and their offsets computed, in C loops (translate, split, map), not per word."""
+    tops = data[3::4]
+    words = struct.Struct("<I").unpack_from
+    for table, tail in ((_A64_BL, False), (_A64_B, True)):
+        index = _byte_offsets(tops.translate(table), b"\x01")
+        n = len(index)
+        if not n:
             continue
-        word = frombytes(data[pos - 3:pos + 1], "little")
-        imm = word & 0x3FFFFFF
-        if imm & 0x2000000:
-            imm -= 1 << 26
-        site = base + pos - 3
-        target = site + imm * 4
-        if word & 0x80000000:
-            append((site, target, False))
-        elif target in targets:
-            append((site, targets[target], True))
+        at = list(map(mul, index, repeat(4, n)))
+        imm = map(and_, map(itemgetter(0), map(words, repeat(data, n), at)), repeat(0x3FFFFFF, n))
+        signed = map(sub, map(xor, imm, repeat(0x2000000, n)), repeat(0x2000000, n))
+        sites = list(map(add, at, repeat(base, n)))
+        dest = list(map(add, sites, map(mul, signed, repeat(4, n))))
+        if not tail:
+            calls.extend(zip(sites, dest, repeat(False, n)))
+        else:
+            keep = list(map(targets.__contains__, dest))
+            calls.extend(zip(compress(sites, keep), map(targets.__getitem__, compress(dest, keep)), repeat(True, n)))
 
 
 def instructions(info, sections, func: Function, md) -> list:

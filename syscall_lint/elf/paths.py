@@ -172,9 +172,15 @@ class Evaluator:
         fewest calls between the scope and the two groups)."""
         self.max_fan_in = spec.max_callers
         out = []
-        for func in self.graph.functions:
-            sites = self.graph.sites.get(func.start)
-            if not sites:
+        # only the callers of what reaches the first group can hold a match: a walk over the
+        # reversed edges, not over every function of the binary
+        candidates = set()
+        for node in self.distances(spec.first, spec.depth - 1):
+            candidates.update(self.graph.callers(node))
+        for start in sorted(candidates):
+            func = self.graph.function(start)
+            sites = self.graph.sites.get(start)
+            if func is None or not sites:
                 continue
             firsts = self._reaching(sites, spec.first, spec.depth)
             if not firsts:

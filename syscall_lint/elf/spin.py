@@ -25,6 +25,7 @@ control-flow graph of each candidate loop.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 
 from syscall_lint.elf import cfg
@@ -48,9 +49,25 @@ AFTER = 24  # instructions followed after an exit
 WINDOW_BEFORE = BEFORE * 4 + 16
 WINDOW_AFTER = 1024
 
-# candidates from raw words: the top byte of B.cond (0x54), CBZ/CBNZ (0x34/0x35/0xb4/0xb5),
-# TBZ/TBNZ (0x36/0x37/0xb6/0xb7) and B (0x14-0x17)
-_BRANCH_TOP = re.compile(rb"[\x54\x34\x35\xb4\xb5\x36\x37\xb6\xb7\x14-\x17]")
+# Candidates from raw words: the top byte of B.cond (0x54), CBZ/CBNZ (0x34/0x35/0xb4/0xb5),
+# TBZ/TBNZ (0x36/0x37/0xb6/0xb7) and B (0x17, backward). A branch back by 4 to MAX_SPAN bytes has
+# an offset field of all ones above its low bits, so the word's third byte is fixed: 0xff for
+# B.cond, CBZ/CBNZ and B, low three bits 111 for TBZ/TBNZ (a branch to itself has an empty body:
+# never a candidate). Each word's third and top bytes are classed by `translate` (two disjoint
+# alphabets, so a match cannot straddle two words) and interleaved, and one regex finds the short
+# backward branches: the per-match Python work is left to those (a superset: the exact offset is
+# checked on each).
+assert MAX_SPAN <= 2048  # the fixed third byte holds for offsets within 2 KiB
+
+
+def _table(classes: dict, other: bytes) -> bytes:
+    return bytes(next((c for c, test in classes.items() if test(b)), other)[0] for b in range(256))
+
+
+_TOP_CLASS = _table({b"a": lambda b: b == 0x54 or b & 0x7E == 0x34, b"b": lambda b: b & 0x7E == 0x36,
+                     b"c": lambda b: b == 0x17}, b".")
+_THIRD_CLASS = _table({b"F": lambda b: b == 0xFF, b"S": lambda b: b & 7 == 7}, b"-")
+_SHORT_BACK = re.compile(rb"F[ac]|[FS]b")
 _REG = re.compile(r"\b([wx])(\d+)\b|\b(sp|wsp|xzr|wzr)\b")
 _MEM = re.compile(r"\[([wx]\d+|sp)(?:, #(-?0x[0-9a-f]+|-?\d+))?\](!?)(?:, #(-?0x[0-9a-f]+|-?\d+))?")
 _IMM = re.compile(r"#(-?0x[0-9a-f]+|-?\d+)")
@@ -69,10 +86,12 @@ def candidates(base: int, data: bytes) -> list:
     """(header, branch) of every backward branch within MAX_SPAN bytes, from the raw words."""
     out = []
     frombytes = int.from_bytes
-    for m in _BRANCH_TOP.finditer(data):
-        pos = m.start()
-        if pos % 4 != 3:
-            continue
+    words = len(data) // 4
+    pairs = bytearray(2 * words)
+    pairs[0::2] = data[2:4 * words:4].translate(_THIRD_CLASS)
+    pairs[1::2] = data[3:4 * words:4].translate(_TOP_CLASS)
+    for m in _SHORT_BACK.finditer(pairs):
+        pos = m.start() * 2 + 3
         word = frombytes(data[pos - 3:pos + 1], "little")
         if (word & 0xFF000010) == 0x54000000 or (word & 0x7E000000) == 0x34000000:
             imm = (word >> 5) & 0x7FFFF
@@ -99,11 +118,9 @@ def _may_spin(data: bytes, lo: int, hi: int) -> bool:
     the fixtures at every optimisation level.)"""
     if lo < 0:
         return False
-    frombytes = int.from_bytes
     loads = False
     pages = set()  # registers an `adrp` in the span set: their `add xN, xN, #lo12` is no counter
-    for at in range(lo, hi, 4):
-        w = frombytes(data[at:at + 4], "little")
+    for w in struct.unpack_from(f"<{(hi - lo) // 4}I", data, lo) if hi > lo else ():
         if (w & 0x9F000000) == 0x90000000:
             pages.add(w & 0x1F)  # adrp
             continue
