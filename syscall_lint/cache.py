@@ -17,8 +17,12 @@ from syscall_lint.durable import write_atomic
 MAX_ENTRIES = 200_000
 
 
+# Bumped when what an entry holds changes shape (2: autofix plans left `evidence`).
+ENTRY_FORMAT = 2
+
+
 def _salt() -> str:
-    return f"{__version__}:{catalog.load().fingerprint}"
+    return f"{__version__}:{catalog.load().fingerprint}:{ENTRY_FORMAT}"
 
 
 class Cache:

@@ -52,10 +52,14 @@ class Finding:
     url: str = ""
     # The normalised text a baseline keys on: the source line, the syscall, or the symbols.
     fingerprint_text: str = ""
+    # The edit plan `check --fix` applies (internal: never part of the JSON/SARIF output, whose
+    # `evidence` is for users).
+    autofix: Optional[dict] = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("fingerprint_text")
+        data.pop("autofix")
         return data
 
     def sort_key(self):
@@ -83,6 +87,7 @@ def make(
     evidence: dict | None = None,
     fingerprint_text: str = "",
     variant: str = "",
+    autofix: dict | None = None,
     **fields: Any,
 ) -> Finding:
     """Build a finding from the catalog: message, severity, tree and fix all come from rules/.
@@ -115,6 +120,7 @@ def make(
         evidence=evidence or {},
         url=rule.url,
         fingerprint_text=fingerprint_text,
+        autofix=autofix,
     )
 
 

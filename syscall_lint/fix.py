@@ -95,7 +95,7 @@ def fix_source(text: str, path: str, settings, unsafe: bool) -> tuple:
     cat = catalog.load()
     wanted = {code for code, rule in cat.rules.items()
               if rule.fix_safety == "safe" or (unsafe and rule.fix_safety == "unsafe")}
-    findings = [f for f in analyze(text, path, settings) if f.code in wanted and f.evidence.get("autofix")]
+    findings = [f for f in analyze(text, path, settings) if f.code in wanted and f.autofix]
     if not findings:
         return text, 0
     if len(text) > MAX_CST_BYTES:  # the edits need the whole file in libcst, not just the snippet
@@ -107,7 +107,7 @@ def fix_source(text: str, path: str, settings, unsafe: bool) -> tuple:
     before, after, block_end, replace = defaultdict(list), defaultdict(list), defaultdict(list), {}
     applied = 0
     for f in findings:
-        fix = f.evidence["autofix"]
+        fix = f.autofix
         if f.code == "SCL102":
             if not fix.get("dst"):
                 continue

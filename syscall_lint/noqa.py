@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from syscall_lint.python.lines import source_lines
+
 # flake8's own pattern (flake8/defaults.py): "# noqa", optionally ":" and a list of codes.
 NOQA_INLINE = re.compile(r"# noqa(?::[\s]?(?P<codes>([A-Z]+[0-9]+(?:[,\s]+)?)+))?", re.IGNORECASE)
 CODE = re.compile(r"[A-Z]+[0-9]+", re.IGNORECASE)
@@ -17,7 +19,7 @@ class Suppressions:
         self.used: dict[int, set] = {}
         if "noqa" not in text.lower():
             return
-        for lineno, line in enumerate(text.splitlines(), 1):
+        for lineno, line in enumerate(source_lines(text), 1):
             if "#" not in line:
                 continue
             match = NOQA_INLINE.search(line)

@@ -98,3 +98,36 @@ def test_statistics_alone_prints_counts_only():
     explained = run_cli("check", "--no-cache", "--statistics", "--explain", FIXTURES / "python")
     assert explained.stdout.splitlines()[-len(expected):] == expected
     assert sum(1 for line in explained.stdout.splitlines() if " SCL" in line and ".py:" in line) == len(doc["findings"])
+
+
+def test_a_folder_with_nothing_to_analyse_says_so(tmp_path):
+    (tmp_path / "notes.txt").write_text("nothing here\n")
+    for command, what in (("check", "no Python files found under"), ("trace", "no strace logs found under"),
+                          ("audit", "no ELF files found under")):
+        proc = run_cli(command, tmp_path)
+        assert proc.returncode == 0 and proc.stdout == ""
+        assert proc.stderr.strip().startswith(f"syscall-lint: warning: {what} {tmp_path}"), (command, proc.stderr)
+
+
+def test_supported_pythons_are_declared_once_and_tested(root):
+    import re
+    import sys
+
+    pyproject = (root / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.10"' in pyproject
+    declared = set(re.findall(r"Programming Language :: Python :: (3\.\d+)", pyproject))
+    nox_versions = set(re.findall(r'"(3\.\d+)"', re.search(r"SUPPORTED = \[(.*?)\]", (root / "noxfile.py").read_text()).group(1)))
+    assert declared == nox_versions == {"3.10", "3.11", "3.12", "3.13"}
+    assert sys.version_info >= (3, 10)
+    ci = (root / ".ci" / "run").read_text()
+    assert "nox" in ci and all(v in ci for v in ("3.10", "3.11", "3.12", "3.13"))
+
+
+def test_trace_force_exclude_skips_excluded_logs(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.syscall-lint]\nextend-exclude = ["recordings"]\n')
+    (tmp_path / "recordings").mkdir()
+    log = tmp_path / "recordings" / "run.strace"
+    log.write_text((FIXTURES / "strace" / "careless_replace.strace").read_text())
+    assert run_cli("trace", "recordings/run.strace", cwd=tmp_path).returncode == 1
+    proc = run_cli("trace", "--force-exclude", "recordings/run.strace", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == ""

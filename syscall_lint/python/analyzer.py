@@ -10,6 +10,8 @@ import warnings
 from syscall_lint import findings as fmodel
 from syscall_lint.noqa import Suppressions
 from syscall_lint.python import prescreen
+from syscall_lint.python.lines import source_lines
+from syscall_lint.python.rulekit import module_codes, registry
 
 # Cost bounds (measured on CPython 3.11): `ast` needs ~150-200 MiB per MiB of source, libcst with
 # positions ~0.8-1 GiB per MiB and ~25 s. Reading and the text screen are cheap, so a big file that
@@ -18,12 +20,6 @@ from syscall_lint.python import prescreen
 MAX_BYTES = 16 * 1024 * 1024  # read and decoded at all
 MAX_PARSE_BYTES = 2 * 1024 * 1024  # given to `ast` (the gate, strict mode)
 MAX_CST_BYTES = 512 * 1024  # given to libcst: the needed functions, or the whole file
-MODULE_CODES = {
-    "durability": {"SCL101", "SCL102", "SCL106"},
-    "batching": {"SCL201", "SCL401"},
-    "connections": {"SCL301", "SCL302", "SCL303"},
-    "ordering": {"SCL501"},
-}
 
 
 class BadInput(Exception):
@@ -84,7 +80,7 @@ def _modules(text: str, enabled: set) -> set:
 
 def _plan(text: str, enabled: set, screened=None):
     """(modules to run, source to give libcst, line map or None for the whole file)."""
-    wanted = {m for m, codes in MODULE_CODES.items() if codes & enabled}
+    wanted = {m for m, codes in module_codes().items() if codes & enabled}
     wanted &= prescreen.text_modules(text) if screened is None else screened
     if not wanted:
         return wanted, text, None
@@ -92,6 +88,10 @@ def _plan(text: str, enabled: set, screened=None):
     names = prescreen.ModuleNames(tree)
     modules, parts = prescreen.plan(tree, text, names)
     modules &= wanted
+    # a rule the `ast` gate has no structural test for runs on the whole file whenever it screens in
+    ungated = {m for m in wanted if not registry()[m].gated}
+    if ungated:
+        return modules | ungated, text, None
     if not modules or parts is None:
         return modules, text, None
     source, line_map = prescreen.snippet(text, parts, names)
@@ -106,16 +106,16 @@ def run_modules(text: str, modules: set, line_map=None, options=None):
     `options` are the rule options in effect (code -> {option: value}, defaults from the catalog)."""
     import libcst as cst
 
-    from syscall_lint.python import batching, connections, durability, facts, ordering
+    from syscall_lint.python import facts
 
-    impl = {"durability": durability, "batching": batching, "connections": connections, "ordering": ordering}
+    rules = registry()
     size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_CST_BYTES else len(text)
     if size > MAX_CST_BYTES:
         raise too_costly("the code the rules must parse", size, MAX_CST_BYTES)
     try:
         module = cst.parse_module(text)
         collected = facts.collect(module, line_map, options)
-        hits = [hit for name in sorted(modules) for hit in impl[name].check(collected)]
+        hits = [hit for name in sorted(modules) for hit in rules[name]().check(collected)]
     except cst.ParserSyntaxError as exc:
         raise BadInput(f"syntax error at {exc.raw_line}:{exc.raw_column + 1}: {exc.message}") from None
     except Exception as exc:
@@ -145,8 +145,8 @@ def analyze(text: str, path: str, settings, gate: bool = True, screened=None) ->
     elif gate:
         modules, source, line_map = _plan(text, enabled, screened)
     else:
-        modules, source, line_map = set(MODULE_CODES), text, None
-    lines = text.splitlines()
+        modules, source, line_map = set(registry()), text, None
+    lines = source_lines(text)
     out = []
     suppressions = Suppressions(text)
     seen = set()
@@ -164,7 +164,7 @@ def analyze(text: str, path: str, settings, gate: bool = True, screened=None) ->
             source_line = lines[line - 1].strip() if 0 < line <= len(lines) else ""
             out.append(fmodel.make(hit.code, "python", path, line=line, column=col, end_line=end_line,
                                    end_column=end_col, evidence=hit.evidence, fingerprint_text=source_line,
-                                   variant=hit.variant, **hit.fields))
+                                   variant=hit.variant, autofix=hit.autofix, **hit.fields))
     if "SCL900" in enabled:
         for line, codes in suppressions.unused():
             codes = [c for c in codes if any(e.startswith(c) for e in enabled)]

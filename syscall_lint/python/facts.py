@@ -16,6 +16,24 @@ import libcst as cst
 from libcst.metadata import PositionProvider
 
 BUILTINS = frozenset(dir(builtins))
+# Modules reached under another name: the OS modules behind `os`, Python 2 names and six's
+# compatibility shims (`from six.moves import socketserver`).
+CANONICAL_MODULES = {
+    "posix": "os", "nt": "os", "SocketServer": "socketserver", "six.moves.socketserver": "socketserver",
+    "six.moves.SocketServer": "socketserver", "BaseHTTPServer": "http.server",
+    "six.moves.BaseHTTPServer": "http.server", "six.moves.http_server": "http.server",
+}
+
+
+def canonical(qual: str) -> str:
+    """`posix.replace` -> `os.replace`, `six.moves.socketserver.X` -> `socketserver.X`."""
+    head = qual
+    while head:
+        mapped = CANONICAL_MODULES.get(head)
+        if mapped is not None:
+            return mapped + qual[len(head):]
+        head = head.rpartition(".")[0]
+    return qual
 
 
 def dotted_name(node: cst.BaseExpression) -> Optional[str]:
@@ -103,6 +121,8 @@ class Facts:
         self.calls: list[CallSite] = []
         self.scopes: list[Scope] = []
         self.classes: list[ClassInfo] = []
+        self.aliases: dict[str, str] = {}  # module-level names bound to imported names
+        self.bound_names: set = set()  # def/class names, loop, except and other binding targets
         self._code_cache: dict[int, str] = {}
 
     def code(self, node: cst.CSTNode) -> str:
@@ -137,21 +157,70 @@ class Facts:
         if not dotted:
             return None
         head, _, rest = dotted.partition(".")
-        if head in self.imports:
-            base = self.imports[head]
-            return f"{base}.{rest}" if rest else base
+        base = self.imports.get(head) or self.aliases.get(head)
+        if base is not None:
+            return canonical(f"{base}.{rest}" if rest else base)
         if head in BUILTINS and head not in self._local_names:
             return f"builtins.{dotted}"
         return None
 
     def finish(self):
+        # every name the file binds (the gate's shadowing test, prescreen.ModuleNames, counts the same)
         self._local_names = {
             t for scope in self.scopes for _, targets, _ in scope.assigns for t in targets
-        } | {p for scope in self.scopes for p in scope.params}
+        } | {p for scope in self.scopes for p in scope.params} | self.bound_names
+        self.aliases = self._module_aliases()
         for call in self.calls:
             call.qual = self.resolve(call.dotted)
         for cls in self.classes:
             cls.quals = [self.resolve(b) or b for b in cls.bases]
+        self._apply_summaries()
+
+    def _apply_summaries(self) -> None:
+        """A call of a module-level function that publishes its two parameters
+        (`def move_over(src, dst): os.rename(src, dst)`) is that rename at the call site; one that
+        syncs (`def _flush_to_disk(f): ...; os.fsync(f.fileno())`) is a sync there."""
+        from syscall_lint.python.vocabulary import FILE_SYNCS, RENAMES
+
+        top = {id(stmt) for stmt in self.module.body if isinstance(stmt, cst.FunctionDef)}
+        effects: dict = {}
+        for scope in self.scopes:
+            if id(scope.node) not in top or scope.name in self.imports or scope.name in effects or any(
+                    (dotted_name(d.decorator) or "").endswith("contextmanager") for d in scope.node.decorators):
+                continue  # (a context manager's effects happen at its `with`, not at the call)
+            for call in scope.calls:
+                if call.qual in RENAMES and len(call.positional) >= 2 and scope.params[:2] == [
+                        self.key(call.arg(0)), self.key(call.arg(1))]:
+                    effects[scope.name] = call.qual
+                elif call.qual in FILE_SYNCS and scope.name not in effects:
+                    effects[scope.name] = call.qual
+        if not effects:
+            return
+        for call in self.calls:
+            if call.qual is None and call.dotted in effects and call.scope.name != call.dotted:
+                call.qual = effects[call.dotted]
+
+    def _module_aliases(self) -> dict:
+        """Module-level names bound to an imported name (`Mixin = socketserver.ForkingMixIn`, also
+        inside try/if): such a name stands for what it is bound to. Of several bindings, the first
+        that resolves wins (a conditional binding is judged by what it can be)."""
+        from syscall_lint.python.vocabulary import FILE_SYNCS, RENAMES, aliasable
+
+        aliases: dict = {}
+        self.aliases = {}
+        for _, targets, value in self.scopes[0].assigns:
+            if len(targets) != 1 or "." in targets[0] or targets[0] in self.imports or targets[0] in aliases:
+                continue
+            if isinstance(value, (cst.Name, cst.Attribute)):
+                qual = self.resolve(dotted_name(value))
+                if qual and not qual.startswith("builtins.") and aliasable(qual):
+                    aliases[targets[0]] = qual
+            elif isinstance(value, cst.Call) and value.args and value.args[0].keyword is None:
+                # a wrapped or partial file operation: `replace = retry(...)(os.replace)`
+                qual = self.resolve(dotted_name(value.args[0].value))
+                if qual in RENAMES or qual in FILE_SYNCS:
+                    aliases[targets[0]] = qual
+        return aliases
 
 
 class _Collector(cst.CSTVisitor):
@@ -190,8 +259,26 @@ class _Collector(cst.CSTVisitor):
                 local = alias.asname.name.value
             self.facts.imports[local] = f"{base}.{name}"
 
+    # names bound other than by assignment (shadowing a builtin: `def open`, `for open in ...`)
+    def _bind_target(self, target) -> None:
+        if isinstance(target, cst.Name):
+            self.facts.bound_names.add(target.value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self._bind_target(element.value)
+        elif isinstance(target, cst.StarredElement):
+            self._bind_target(target.value)
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        if node.name is not None:
+            self._bind_target(node.name.name)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._bind_target(node.target)
+
     # scopes ----------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.facts.bound_names.add(node.name.value)
         info = ClassInfo(node, node.name.value, [dotted_name(b.value) for b in node.bases if dotted_name(b.value)])
         self.facts.classes.append(info)
         self.classes.append(info)
@@ -200,6 +287,7 @@ class _Collector(cst.CSTVisitor):
         self.classes.pop()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.facts.bound_names.add(node.name.value)
         params = [p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)]
         scope = Scope(node, node.name.value, self.classes[-1], params)
         self.facts.scopes.append(scope)
@@ -219,6 +307,7 @@ class _Collector(cst.CSTVisitor):
         self.loops.append(loop)
 
     def visit_For(self, node):
+        self._bind_target(node.target)
         self._push_loop(node, "for")
 
     def leave_For(self, node):
@@ -231,6 +320,7 @@ class _Collector(cst.CSTVisitor):
         self.loops.pop()
 
     def visit_CompFor(self, node):
+        self._bind_target(node.target)
         self._push_loop(node, "comprehension")
 
     def leave_CompFor(self, node):

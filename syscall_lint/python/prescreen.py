@@ -10,51 +10,16 @@ provably stay silent; a test checks gated and ungated runs agree on the fixtures
 from __future__ import annotations
 
 import ast
-import re
 
-RENAME_TAILS = {"rename", "replace", "renames", "move"}
-OPEN_TAILS = {"open", "fdopen", "NamedTemporaryFile", "mkstemp", "write_text", "write_bytes"}
-SYNC_TAILS = {"fsync", "fdatasync"}
-SERVERS = {"ThreadingMixIn", "ThreadingTCPServer", "ThreadingUnixStreamServer", "ThreadingHTTPServer",
-           "ForkingMixIn", "ForkingTCPServer", "ForkingUnixStreamServer"}
-SPAWNERS = {"Thread", "start_new_thread", "start_new", "_start_new_thread", "fork", "forkpty", "Process"}
-THREADS = {"Thread", "start_new_thread", "start_new", "_start_new_thread", "ThreadPoolExecutor", "ThreadPool"}
-SHARED = {"SharedMemory", "ShareableList", "mmap", "RawValue", "RawArray", "Value", "Array"}
-
-_OS_WRITE = re.compile(r"\bos\s*\.\s*write\b|^[ \t]*(?:import os as|from os import[^\n]*\bwrite\b)", re.M)
-# Stage 1 uses substring tests (C speed, several hundred MB/s); a word missing means the rule's call
-# cannot be there. Substrings are looser than words, which only keeps more files.
-RENAME_WORDS = ("rename", "replace", "move", "fsync", "fdatasync")
-OPEN_WORDS = ("open", "NamedTemporaryFile", "mkstemp", "write_text", "write_bytes")
-SERVER_WORDS = ("ThreadingMixIn", "ThreadingTCPServer", "ThreadingUnixStreamServer", "ThreadingHTTPServer",
-                "ForkingMixIn", "ForkingTCPServer", "ForkingUnixStreamServer", "accept")
-SHARED_WORDS = ("SharedMemory", "ShareableList", "mmap", "RawValue", "RawArray", "Value", "Array", "sharedctypes")
-
-
-_RENAME_CALL = re.compile(r"\b(?:rename|replace|renames|move|fsync|fdatasync)\s*\(")
-_IMPORTED = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[^\n]*\b(?:rename|replace|renames|move|fsync|fdatasync)\b", re.M)
-_SERVER = re.compile(r"Threading(?:MixIn|TCPServer|UnixStreamServer|HTTPServer)|"
-                     r"Forking(?:MixIn|TCPServer|UnixStreamServer)|\baccept\s*\(")
-# Value/Array are raw only with lock=False; the others are raw by construction
-_SHARED = re.compile(r"SharedMemory|ShareableList|\bmmap\b|RawValue|RawArray|sharedctypes|lock\s*=\s*False")
-_SEND_OR_FLUSH = re.compile(r"\bsend(?:all)?\s*\(|\.flush\s*\(|flush\s*=|buffering")
+from syscall_lint.python.lines import source_lines
+from syscall_lint.python.rulekit import registry
+from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, ALL_TAILS, FILE_SYNC_TAILS, OPEN_TAILS, RENAME_TAILS,
+                                            RULE_MODULES, SERVER_TAILS, SHARED_TAILS, SPAWNER_TAILS, THREAD_TAILS)
 
 
 def text_modules(text: str) -> set:
-    """Substring tests first (C speed); a regex confirms only where the substrings are present."""
-    out = set()
-    if any(w in text for w in RENAME_WORDS) and any(w in text for w in OPEN_WORDS) and (
-            _RENAME_CALL.search(text) or _IMPORTED.search(text)):
-        out.add("durability")
-    if (("send" in text or "flush" in text or "buffering" in text) and _SEND_OR_FLUSH.search(text)) or (
-            "write" in text and _OS_WRITE.search(text)):
-        out.add("batching")
-    if (any(w in text for w in SERVER_WORDS) and _SERVER.search(text)) or ("fork" in text and (
-            "Thread" in text or "start_new" in text)):
-        out.add("connections")
-    if "while" in text and any(w in text for w in SHARED_WORDS) and _SHARED.search(text):
-        out.add("ordering")
-    return out
+    """The rule families whose own text screen (their declared vocabulary) passes on `text`."""
+    return {name for name, rule in registry().items() if rule.screen(text)}
 
 
 def _tail(node):
@@ -99,8 +64,13 @@ class _Walker:
     The walk uses an explicit stack, not recursion: valid code nested deeper than Python's
     recursion limit (hundreds of nested lambdas or brackets) must still pass through the gate."""
 
-    def __init__(self, aliases, unbuffered: bool, servers=SERVERS):
+    def __init__(self, aliases, unbuffered: bool, servers=SERVER_TAILS, bound=None, roots=frozenset()):
         self.aliases = aliases
+        self.roots = roots  # imported and module-level-bound names: what `x.replace(a, b)` may resolve through
+        self.bound = bound or {}  # name -> tails of the names it is bound to (`x = mod.attr`)
+        self.used_binding = False
+        self.has_class = False
+        self.accept_path = False  # an accept() call or an accept callback: spawns may be summarised
         self.unbuffered = unbuffered
         self.servers = servers  # the stdlib's threading/forking servers and this file's subclasses
         self.scopes = [_Scope()]
@@ -144,6 +114,8 @@ class _Walker:
         if kind is ast.Call:
             self._call(node)
         elif kind in _FUNCTIONS:
+            if node.name in ACCEPT_CALLBACKS:
+                self.accept_path = True
             scope = _Scope()
             self.scopes.append(scope)
             self.all_scopes.append(scope)
@@ -170,14 +142,18 @@ class _Walker:
             self.loops[-1].extend(calls)
 
     def _class(self, node):
-        if any(self._name(b) in self.servers for b in node.bases):
+        self.has_class = True
+        if any(self.bound.get(_tail(b), set()) & self.servers for b in node.bases):
+            self.used_binding = True  # the base's binding must be in what libcst sees
+        if any(self._name(b) in self.servers or self.bound.get(_tail(b), set()) & self.servers
+               for b in node.bases):
             self.connections = True
             if isinstance(self.servers, set):
                 self.servers.add(node.name)
 
     def _judge_loop(self, calls):
         tails = {t for t, _ in calls}
-        if "accept" in tails and tails & SPAWNERS:
+        if "accept" in tails and tails & SPAWNER_TAILS:
             self.connections = True
         if tails & {"send", "sendall", "flush"}:
             self.batching = True
@@ -189,30 +165,74 @@ class _Walker:
                 # os.write (through any alias), a bare `write` imported from os, or any write when
                 # the file opens something unbuffered
                 if self.unbuffered or isinstance(func, ast.Name) or (
-                        isinstance(func.value, ast.Name) and (func.value.id == "os" or self.aliases.get(func.value.id) == "os")):
+                        isinstance(func.value, ast.Name)
+                        and (func.value.id in _OS_NAMES or self.aliases.get(func.value.id) in _OS_NAMES)):
                     self.batching = True
 
     def _call(self, node):
         name = self._name(node.func)
+        if name:
+            self._call_named(node, name)
+            root = node.func
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root is not node.func and root.id in self.bound:
+                self.used_binding = True  # `_os.replace(...)`: resolved through a binding
+            for bound in self.bound.get(_tail(node.func), ()):
+                # `replace = os.replace` (module level) then `replace(a, b)`: the facts resolve
+                # the name through the binding, so the gate judges the call under both names
+                if bound != name:
+                    self.used_binding = True
+                    self._call_named(node, bound)
+
+    def _call_named(self, node, name):
         scope = self.scopes[-1]
         if name:
             scope.tails.add(name)
             if name in RENAME_TAILS:
-                is_method = isinstance(node.func, ast.Attribute)
-                # os.replace(a, b) / shutil.move, or Path.replace(target): one positional argument
-                if not is_method or len(node.args) >= 2 or (len(node.args) == 1 and len(node.keywords) == 0
-                                                             and not isinstance(node.args[0], ast.Starred)):
+                if name != _tail(node.func) or _rename_candidate(node, self.roots):
                     scope.renames = True
             elif name in OPEN_TAILS:
                 scope.writes_open = True
-            elif name in SYNC_TAILS:
+            elif name in FILE_SYNC_TAILS:
                 scope.syncs = True
-            elif name in SERVERS:
+            elif name in SERVER_TAILS:
                 self.connections = True
-            elif name in SHARED:
+            elif name in SHARED_TAILS:
                 self.shared = True
             if self.loops:
                 self.loops[-1].append((name, node))
+
+
+_OS_NAMES = frozenset({"os", "posix", "nt"})  # facts.CANONICAL_MODULES: the OS modules are os
+_CONTEXT_MANAGERS = frozenset({"contextmanager", "asynccontextmanager"})
+
+
+def _root(func):
+    while isinstance(func, ast.Attribute):
+        func = func.value
+    return func.id if isinstance(func, ast.Name) else None
+
+
+def _rename_candidate(node: ast.Call, roots) -> bool:
+    """A call the rules can take for a rename: a bare name (`replace(a, b)` imported from os), a
+    call through an imported or module-level-bound name (`os.replace`, `_os.rename`, `shutil.move`,
+    any argument shape), or a method with one positional argument (`Path.rename(target)`).
+    `text.replace("a", "b")` on a local is none of these: the facts cannot resolve it to a rename."""
+    func = node.func
+    if not isinstance(func, ast.Attribute):
+        return True
+    root = _root(func)
+    if root is not None and (root in roots or root in _OS_NAMES):
+        return True
+    return len(node.args) == 1 and not node.keywords and not isinstance(node.args[0], ast.Starred)
+
+
+def _publishes_params(call: ast.Call, params: list, roots) -> bool:
+    """`os.rename(src, dst)` with the function's first two parameters: the facts then summarise
+    the function as that rename (facts.Facts._apply_summaries asks the same)."""
+    names = [a.id if isinstance(a, ast.Name) else None for a in call.args[:2]]
+    return len(params) == 2 and names == params and _rename_candidate(call, roots)
 
 
 class ModuleNames:
@@ -223,16 +243,25 @@ class ModuleNames:
         import builtins
 
         self.aliases: dict = {}
+        self.bound: dict = {}  # name -> {tail}: `Mixin = socketserver.ForkingMixIn`, `x = os.replace`
+        self.imported: set = set()  # every local name an import binds
         self.imports: list = []
         shadowed: set = set()
+        file_ops: list = []  # (line, tail) of rename/sync calls: what a wrapper function does
         for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                tail = _tail(node.func)
+                if tail in RENAME_TAILS or tail in FILE_SYNC_TAILS or tail in OPEN_TAILS:
+                    file_ops.append((node.lineno, tail, node))
             if isinstance(node, ast.Import):
                 for a in node.names:
+                    self.imported.add(a.asname or a.name.split(".")[0])
                     self.imports.append(f"import {a.name}" + (f" as {a.asname}" if a.asname else ""))
                     if a.asname:
                         self.aliases[a.asname] = a.name.rsplit(".", 1)[-1]
             elif isinstance(node, ast.ImportFrom):
                 for a in node.names:
+                    self.imported.add(a.asname or a.name)
                     if a.asname:
                         self.aliases[a.asname] = a.name
                     if node.module and not node.level and a.name != "*":
@@ -241,19 +270,74 @@ class ModuleNames:
                 shadowed.add(node.id)
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 shadowed.add(node.name)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                shadowed.add(node.name)
             elif isinstance(node, ast.arguments):
                 shadowed.update(a.arg for a in (*node.posonlyargs, *node.args, *node.kwonlyargs))
         self.shadowed_builtins = sorted(shadowed & set(dir(builtins)))
+        self._bind_module_level(tree)
+        # names a dotted call can resolve through: imports (any form) and module-level bindings
+        self.roots = self.imported | set(self.bound)
+        if file_ops:  # a module-level function that renames or syncs: calls of it may be summarised
+            for fn in tree.body:
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)][:2]
+                    inside = {t for line, t, call in file_ops if fn.lineno <= line <= fn.end_lineno
+                              and (t not in RENAME_TAILS or _publishes_params(call, params, self.roots))}
+                    if not any(_tail(d) in _CONTEXT_MANAGERS or (isinstance(d, ast.Call) and _tail(d.func)
+                               in _CONTEXT_MANAGERS) for d in fn.decorator_list):
+                        inside -= OPEN_TAILS  # only a context manager hands its opened file to the caller
+                    if inside:
+                        self.bound.setdefault(fn.name, set()).update(inside)
 
 
-def _judge(node, aliases, unbuffered, seen=None, servers=SERVERS) -> set:
-    walker = _Walker(aliases, unbuffered, servers)
+    def _bind_module_level(self, tree) -> None:
+        """`x = mod.attr` or a wrapped callable `x = retry(...)(os.replace)` outside any function or
+        class: the facts resolve `x` through it when it names something a rule knows (or a module
+        the rules use), so the gate must judge calls of `x` under those names too. Looser than the
+        facts: every name passed positionally counts, and every binding of `x`."""
+        stack = list(tree.body)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            if isinstance(node, ast.Assign):
+                value = node.value
+                if isinstance(value, (ast.Name, ast.Attribute)):
+                    tails = {_tail(value)}
+                elif isinstance(value, ast.Call):
+                    tails = {_tail(a) for a in value.args if isinstance(a, (ast.Name, ast.Attribute))}
+                else:
+                    tails = set()
+                tails = {self.aliases.get(t, t) for t in tails}  # `import os as o` then `x = o`
+                tails = {t for t in tails if t in ALL_TAILS or t in RULE_MODULES}
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and tails:
+                        self.bound.setdefault(target.id, set()).update(tails)
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.stmt):
+                    stack.append(child)
+
+
+def _judge(node, aliases, unbuffered, seen=None, servers=SERVER_TAILS, bound=None, roots=frozenset()) -> set:
+    walker = _Walker(aliases, unbuffered, servers, bound, roots)
     walker.visit(node)
+    if seen is not None:
+        if walker.used_binding:
+            seen["binding"] = True
+        scopes = walker.all_scopes
+        seen["accepts"] = seen.get("accepts", False) or walker.accept_path or any("accept" in s.tails for s in scopes)
+        seen["spawns"] = seen.get("spawns", False) or any(s.tails & SPAWNER_TAILS for s in scopes)
+        if walker.has_class:
+            seen["has_class"] = True
+        if seen.get("in_class") or walker.has_class:  # methods share `self.` files: note what any does
+            seen["class_opens"] = seen.get("class_opens", False) or any(s.writes_open for s in walker.all_scopes)
+            seen["class_renames"] = seen.get("class_renames", False) or any(s.renames for s in walker.all_scopes)
     if seen is not None:  # SCL501 follows shared objects across functions: gather file-wide
         seen["shared"] = seen.get("shared", False) or walker.shared
         seen["while"] = seen.get("while", False) or walker.while_loops
     wanted = set()
-    if any(s.tails & THREADS and s.tails & {"fork", "forkpty"} for s in walker.all_scopes):
+    if any(s.tails & THREAD_TAILS and s.tails & {"fork", "forkpty"} for s in walker.all_scopes):
         wanted.add("connections")
     if any(s.writes_open and (s.renames or s.syncs) for s in walker.all_scopes):
         wanted.add("durability")
@@ -281,33 +365,60 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
     unbuffered = "buffering" in text
     modules: set = set()
     parts: list = []
-    local_servers: set = set(SERVERS)
+    local_servers: set = set(SERVER_TAILS)
     seen: dict = {}
+    class_statements: list = []  # top-level statements that define classes, in source order
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
-            bases = {_tail(b) for b in node.bases}
-            bases = {aliases.get(b, b) for b in bases if b}
+            class_statements.append(node)
+            raw = {_tail(b) for b in node.bases}
+            bases = {aliases.get(b, b) for b in raw if b}
             server = bool(bases & local_servers)
+            if any(names.bound.get(b, set()) & local_servers for b in raw if b):
+                server = seen["binding"] = True  # a base bound at module level: the facts need that line
             if server:
                 local_servers.add(node.name)
                 modules.add("connections")
             members = []
+            seen["in_class"] = True
             for item in node.body:
-                found = _judge(item, aliases, unbuffered, seen, local_servers)
+                found = _judge(item, aliases, unbuffered, seen, local_servers, names.bound, names.roots)
                 if found:
                     modules |= found
                     members.append(_span(item))
+                elif server and getattr(item, "name", None) == "process_request":
+                    members.append(_span(item))  # an override decides whether the mixin spawns
+            seen["in_class"] = False
             if server or members:
                 parts.append(("class", node, members))
             continue
-        found = _judge(node, aliases, unbuffered, seen, local_servers)
+        seen["has_class"] = False
+        found = _judge(node, aliases, unbuffered, seen, local_servers, names.bound, names.roots)
+        if seen["has_class"]:
+            class_statements.append(node)
         if found:
             modules |= found
             parts.append(("span", _span(node)))
     if seen.get("shared") and seen.get("while"):
         modules.add("ordering")
-    if "ordering" in modules:
-        return modules, None
+    if seen.get("accepts") and seen.get("spawns"):
+        # an accept path and a spawn in different functions: the call summaries need the whole file
+        modules.add("connections")
+        seen["binding"] = True
+    class_files = seen.get("class_opens") and seen.get("class_renames")
+    if class_files:
+        modules.add("durability")
+    if "ordering" in modules or seen.get("binding"):
+        return modules, None  # whole file: the facts resolve names through module-level bindings
+    if class_files:
+        # a file opened in one method and renamed in another (of this class or of a subclass):
+        # every class whole (a base may be any of them); what methods call at module level is a
+        # binding, which takes the whole file above
+        whole = {id(node) for node in class_statements}
+        parts = [p for p in parts if not (p[0] == "class" and id(p[1]) in whole)
+                 and not (p[0] == "span" and any(p[1] == _span(n) for n in class_statements))]
+        parts += [("span", _span(node)) for node in class_statements]
+        parts.sort(key=lambda p: p[1][0] if p[0] == "span" else _span(p[1])[0])
     return modules, parts
 
 
@@ -316,7 +427,7 @@ def snippet(text: str, parts, names: ModuleNames) -> tuple:
 
     Imports and builtin-shadowing names come first (generated, so names resolve as in the whole
     file); every other line is copied verbatim with its indentation, so columns are unchanged."""
-    lines = text.splitlines()
+    lines = source_lines(text)
     out: list = list(names.imports)
     line_map: list = [0]  # 1-based
     out.extend(f"{name} = None" for name in names.shadowed_builtins)

@@ -1,15 +1,81 @@
-"""What a Python rule returns, and small helpers the rules share."""
+"""What a Python rule is, how rules register, what a rule returns, and small shared helpers.
+
+A rule (or a family of rules sharing one analysis) is one module in `syscall_lint/python/rules/`
+with one `Rule` subclass: its codes, its vocabulary (the words its calls need, for the text screen)
+and its `check(facts)`. Defining the class registers it; the analyser, the gates and `--select` all
+read the registry, so adding a rule is that module plus its `rules/<code>.toml`.
+
+This module and the rules' contracts import without libcst: the gates decide most files without it,
+and importing it costs more than screening a small project. Rules import libcst inside `check`.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import threading
 from dataclasses import dataclass, field
-from typing import Optional
-
-import libcst as cst
-
-from syscall_lint.python.facts import CallSite, Facts, dotted_name
+from typing import Any, ClassVar, Optional
 
 PATH_WRAPPERS = frozenset({"Path", "pathlib.Path", "PurePath", "pathlib.PurePath", "str", "os.fspath", "os.fsencode"})
+
+
+class Rule:
+    """One rule family. Subclasses set `name`, `codes`, `words` and write `check`.
+
+    `words`: substrings one of which a file must contain for the rule to have anything to report
+    (the text screen; `screen` may be overridden for a sharper test). `gated`: the `ast` gate in
+    prescreen.py has a structural test for this family and may narrow it to some functions; a rule
+    without one is parsed over the whole file whenever its screen passes (exact, never lossy)."""
+
+    name: ClassVar[str]
+    codes: ClassVar[frozenset]
+    words: ClassVar[tuple] = ()
+    gated: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "codes" in cls.__dict__:
+            _REGISTERED[cls.name] = cls
+
+    @classmethod
+    def screen(cls, text: str) -> bool:
+        return any(word in text for word in cls.words)
+
+    def check(self, facts):  # pragma: no cover - every rule defines it
+        raise NotImplementedError
+
+
+_REGISTERED: dict = {}
+_loaded = False
+_lock = threading.Lock()
+
+
+def registry() -> dict:
+    """name -> Rule subclass, for every module in the `rules` package (imported once)."""
+    global _loaded
+    if not _loaded:
+        with _lock:
+            if not _loaded:
+                from syscall_lint.python import rules
+
+                for info in sorted(pkgutil.iter_modules(rules.__path__), key=lambda m: m.name):
+                    if not info.name.startswith("_"):
+                        importlib.import_module(f"{rules.__name__}.{info.name}")
+                _loaded = True
+    return _REGISTERED
+
+
+def reload_registry() -> dict:
+    """Import the rules package again (a test that adds a folder to `rules.__path__`)."""
+    global _loaded
+    _loaded = False
+    return registry()
+
+
+def module_codes() -> dict:
+    """family name -> the codes it can report."""
+    return {name: set(rule.codes) for name, rule in registry().items()}
 
 
 @dataclass
@@ -17,14 +83,19 @@ class Hit:
     """One finding before it meets the catalog: `fields` fill the message template named by
     `variant` (`[message] python-<variant>` in rules/<code>.toml; "" is plain `python`)."""
     code: str
-    node: cst.CSTNode
+    node: Any  # the libcst node the finding points at
     fields: dict
     evidence: dict = field(default_factory=dict)
     variant: str = ""
+    autofix: Optional[dict] = None  # the edit plan for `check --fix`; never shown to users
 
 
-def ident(facts: Facts, node: Optional[cst.BaseExpression]) -> Optional[str]:
+def ident(facts, node) -> Optional[str]:
     """A comparable name for a path or handle expression: Path(x), str(x) and x are the same file."""
+    import libcst as cst
+
+    from syscall_lint.python.facts import dotted_name
+
     if node is None:
         return None
     while isinstance(node, cst.Call) and len(node.args) == 1 and node.args[0].keyword is None:
@@ -36,6 +107,8 @@ def ident(facts: Facts, node: Optional[cst.BaseExpression]) -> Optional[str]:
 
 
 def string_value(node) -> Optional[str]:
+    import libcst as cst
+
     if isinstance(node, cst.SimpleString):
         try:
             return node.evaluated_value if isinstance(node.evaluated_value, str) else None
@@ -44,5 +117,5 @@ def string_value(node) -> Optional[str]:
     return None
 
 
-def call_label(call: CallSite) -> str:
+def call_label(call) -> str:
     return call.dotted or call.tail or "call"

@@ -16,8 +16,9 @@ from syscall_lint.cache import Cache
 from syscall_lint.discover import walk
 from syscall_lint.findings import Finding, InputError
 from syscall_lint.inputs import InputRefused, not_regular_reason, read_regular
-from syscall_lint.python.analyzer import MAX_BYTES, MODULE_CODES, BadInput, analyze, decode, parse_ast
+from syscall_lint.python.analyzer import MAX_BYTES, BadInput, analyze, decode, parse_ast
 from syscall_lint.python.prescreen import text_modules
+from syscall_lint.python.rulekit import module_codes
 from syscall_lint.report import Report
 
 PY_SUFFIXES = (".py", ".pyi")
@@ -55,7 +56,7 @@ class Outcome:
 def _screen(text: str, settings, path: str):
     """The rule modules the text screen keeps, or None when nothing can be reported."""
     enabled = settings.enabled_codes(path)
-    wanted = {m for m, codes in MODULE_CODES.items() if codes & enabled} & text_modules(text)
+    wanted = {m for m, codes in module_codes().items() if codes & enabled} & text_modules(text)
     if wanted or ("SCL900" in enabled and "noqa" in text):
         return wanted
     return None
@@ -145,7 +146,9 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
     outcomes: list = []
     for arg in paths or ["."]:
         excluded = resolver.for_path(Path(arg)).excluder(arg) if os.path.exists(arg) else (lambda p: False)
+        walked = 0
         for item in walk(arg, lambda p: p.endswith(PY_SUFFIXES), excluded):
+            walked += 1
             if isinstance(item, InputError):
                 report.errors.append(item)
                 continue
@@ -164,9 +167,7 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
                 continue
             settings = resolver.for_path(Path(item))
             strict_here = strict or bool(getattr(settings, "strict", False))
-            fp = fingerprints.get((id(settings), strict_here))
-            if fp is None:
-                fp = fingerprints[(id(settings), strict_here)] = settings.fingerprint() + (":strict" if strict_here else "")
+            fp = _result_fingerprint(fingerprints, settings, item, strict_here)
             index = len(stats)
             stats[index] = (st, fp)
             key = cache.key_from_stat(item, st, fp)
@@ -175,6 +176,8 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
                 outcomes.append(Outcome(index, item, key, cached, True))
                 continue
             todo.append(Job(index, item, settings, fp, strict_here))
+        if walked == 0 and os.path.isdir(arg):
+            report.warnings.append(f"no Python files found under {arg}")
     todo.sort(key=lambda job: -stats[job.index][0].st_size)  # biggest first balances the workers
     jobs = jobs or os.cpu_count() or 1
     _known = cache.entries
@@ -202,6 +205,20 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
         cache.put(path, st, fp, key, found)
     cache.save()
     return report
+
+
+def _result_fingerprint(memo: dict, settings, path: str, strict: bool) -> str:
+    """Everything besides the content that decides a file's result: the settings, the codes enabled
+    for this path (per-file-ignores make two identical files differ), whether it is a stub, and
+    strict mode. Memoised per (settings, enabled codes), so the key string is built once."""
+    enabled = frozenset(settings.enabled_codes(path))
+    stub = path.endswith(".pyi")
+    key = (id(settings), enabled, stub, strict)
+    fp = memo.get(key)
+    if fp is None:
+        fp = memo[key] = "|".join([settings.fingerprint(), ",".join(sorted(enabled)),
+                                   "stub" if stub else "", "strict" if strict else ""])
+    return fp
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:

@@ -7,10 +7,50 @@ those are left to SCL401 (file → socket copies) or left alone.
 
 from __future__ import annotations
 
-import libcst as cst
+import re
+from typing import TYPE_CHECKING, Any
 
-from syscall_lint.python.facts import CallSite, Facts, Loop
-from syscall_lint.python.rulekit import Hit, call_label
+from syscall_lint.python.rulekit import Hit, Rule, call_label
+
+if TYPE_CHECKING:
+    from syscall_lint.python.facts import CallSite, Facts, Loop
+
+cst: Any = None  # libcst, bound by check(): the rule's contract imports without it
+
+
+def _bind() -> None:
+    global cst
+    if cst is None:
+        import libcst
+
+        cst = libcst
+
+
+# os.write, or os under another name (`import sys, os as o`, `import posix`) or any `from os import`
+# (a parenthesised, multi-line list included)
+_OS_WRITE = re.compile(r"\bos\s*\.\s*write\b|\b(?:os|posix|nt)[ \t]+as\b|\bimport[ \t]+(?:posix|nt)\b|"
+                       r"^[ \t]*from[ \t]+(?:os|posix|nt)[ \t]+import\b", re.M)
+_SEND_OR_FLUSH = re.compile(r"\bsend(?:all)?\s*\(|\.flush\s*\(|flush\s*=|buffering")
+
+
+class Batching(Rule):
+    """One small write or send per loop iteration where one batched call would do (SCL201), and a
+    file copied to a socket through user space (SCL401)."""
+
+    name = "batching"
+    codes = frozenset({"SCL201", "SCL401"})
+    words = ("send", "flush", "buffering", "write")
+    gated = True
+
+    @classmethod
+    def screen(cls, text: str) -> bool:
+        return bool((("send" in text or "flush" in text or "buffering" in text) and _SEND_OR_FLUSH.search(text))
+                    or ("write" in text and _OS_WRITE.search(text)))
+
+    def check(self, facts):
+        _bind()
+        return _check(facts)
+
 
 SOCKET_FACTORIES = {"socket.socket", "socket.create_connection", "socket.socketpair", "socket.fromfd",
                     "socket.create_server", "ssl.wrap_socket"}
@@ -58,16 +98,22 @@ def _unbuffered_handles(scope) -> set:
     return out
 
 
-class _NameUses(cst.CSTVisitor):
-    def __init__(self):
-        self.names = set()
-
-    def visit_Name(self, node):
-        self.names.add(node.value)
+_name_uses = None  # the visitor class, made once libcst is loaded
 
 
 def _uses(node) -> set:
-    visitor = _NameUses()
+    """Every name used in a node's subtree."""
+    global _name_uses
+    if _name_uses is None:
+        class _NameUses(cst.CSTVisitor):
+            def __init__(self):
+                self.names = set()
+
+            def visit_Name(self, node):
+                self.names.add(node.value)
+
+        _name_uses = _NameUses
+    visitor = _name_uses()
     node.visit(visitor)
     return visitor.names
 
@@ -162,7 +208,7 @@ def _is_partial_write_loop(facts: Facts, call: CallSite) -> bool:
     return _is_sliced(call.arg(1) if call.qual == "os.write" else call.arg(0))
 
 
-def check(facts: Facts):
+def _check(facts: Facts):
     for scope in facts.scopes:
         if not scope.loops:
             continue

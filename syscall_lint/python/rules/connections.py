@@ -1,0 +1,247 @@
+"""SCL301 thread-per-connection and SCL302 fork-per-connection."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from syscall_lint.python.rulekit import Hit, Rule, call_label
+from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, FORKERS, FORKING_SERVERS, RAW_FORKS, THREAD_POOLS,
+                                            THREAD_STARTERS, THREADING_SERVERS)
+
+if TYPE_CHECKING:
+    from syscall_lint.python.facts import Facts
+
+cst: Any = None  # libcst, bound by check(): the rule's contract imports without it
+
+
+def _bind() -> None:
+    global cst
+    if cst is None:
+        import libcst
+
+        cst = libcst
+
+
+_SERVER = re.compile(r"Threading(?:MixIn|TCPServer|UnixStreamServer|HTTPServer)|"
+                     r"Forking(?:MixIn|TCPServer|UnixStreamServer)|\baccept\s*\(")
+
+
+class Connections(Rule):
+    """A thread (SCL301) or a process (SCL302) per accepted connection, and a fork after threads
+    started (SCL303)."""
+
+    name = "connections"
+    codes = frozenset({"SCL301", "SCL302", "SCL303"})
+    words = ("ThreadingMixIn", "ThreadingTCPServer", "ThreadingUnixStreamServer", "ThreadingHTTPServer",
+             "ForkingMixIn", "ForkingTCPServer", "ForkingUnixStreamServer", "accept")
+    gated = True
+
+    @classmethod
+    def screen(cls, text: str) -> bool:
+        return bool(any(w in text for w in cls.words) and _SERVER.search(text)) or (
+            "fork" in text and ("Thread" in text or "start_new" in text)) or (
+            "accept" in text and any(w in text for w in _SPAWN_WORDS))
+
+    def check(self, facts):
+        _bind()
+        return _check(facts)
+
+
+_SPAWN_WORDS = ("Thread", "fork", "Process", "start_new")
+SUMMARY_DEPTH = 3  # how many calls deep a spawn is followed from the accept path
+
+
+def _server_kind(qual: str, local: dict) -> str | None:
+    if qual in THREADING_SERVERS:
+        return "SCL301"
+    if qual in FORKING_SERVERS:
+        return "SCL302"
+    return local.get(qual)
+
+
+def _check(facts: Facts):
+    # Classes built on the threading/forking servers, including subclasses of local such classes.
+    local: dict[str, str] = {}
+    overrides = {id(s.cls) for s in facts.scopes if s.cls is not None and s.name == "process_request"}
+    for cls in facts.classes:
+        kinds = [_server_kind(q, local) for q in cls.quals]
+        kind = next((k for k in kinds if k), None)
+        if kind and id(cls) in overrides:
+            continue  # its own process_request replaces the mixin's thread/process per request
+        if kind:
+            local[cls.name] = kind
+            base = next(q for q, k in zip(cls.quals, kinds) if k)
+            yield Hit(kind, cls.node.name, {"cls": cls.name, "base": base.rsplit(".", 1)[-1]}, variant="class")
+    for call in facts.calls:
+        kind = _server_kind(call.qual or "", {}) if call.qual else None
+        if kind and not call.qual.endswith("MixIn"):
+            yield Hit(kind, call.node, {"call": call_label(call)}, variant="server")
+    # accept() in a loop that starts a thread or forks for each connection.
+    for scope in facts.scopes:
+        for loop in scope.loops:
+            if not any(c.tail == "accept" and c.receiver is not None and not c.node.args and c.loop is loop
+                       for c in loop.calls):
+                continue
+            accepted = _accepted_names(facts, scope)
+            for call in loop.calls:
+                if call.qual in THREAD_STARTERS:
+                    yield Hit("SCL301", call.node, {"call": call_label(call)})
+                elif call.qual in FORKERS and not _closed_before(facts, loop, accepted, call):
+                    yield Hit("SCL302", call.node, {"call": call_label(call)})
+
+    yield from _spawns_on_accept_path(facts)
+
+    # fork after this function started a thread
+    for scope in facts.scopes:
+        started = next((c for c in scope.calls if c.qual in THREAD_STARTERS or c.qual in THREAD_POOLS), None)
+        if started is None:
+            continue
+        for call in scope.calls:
+            if call.qual in RAW_FORKS and call.order > started.order and call.loop is None:
+                yield Hit("SCL303", call.node, {"call": call_label(call),
+                                                "thread_line": facts.position(started.node)[0]})
+
+
+def _accepted_names(facts: Facts, scope) -> set:
+    """Names bound to an accepted connection: `conn, addr = s.accept()`, `with s.accept()[0] as c`."""
+    names = set()
+    for _, targets, value in scope.assigns:
+        if isinstance(value, cst.Await):
+            value = value.expression
+        if isinstance(value, cst.Subscript):
+            value = value.value
+        if (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+                and value.func.attr.value == "accept" and targets):
+            names.add(targets[0])
+    return names
+
+
+def _closed_before(facts: Facts, loop, accepted: set, fork) -> bool:
+    """The parent closed the accepted connection before forking: the child cannot serve that
+    client (a fork server that only receives fds over it, as multiprocessing's forkserver does)."""
+    return any(c.tail == "close" and c.receiver is not None and c.order < fork.order
+               and facts.key(c.receiver) in accepted for c in loop.calls)
+
+
+def _spawn_kind(call) -> str | None:
+    if call.qual in THREAD_STARTERS:
+        return "SCL301"
+    if call.qual in FORKERS:
+        return "SCL302"
+    return None
+
+
+class _Program:
+    """Per-module call summaries for the accept path: which functions start a thread or a
+    process (directly, or through module-level helpers and `self.` methods resolved in a class)."""
+
+    def __init__(self, facts: Facts):
+        self.functions = {s.name: s for s in facts.scopes
+                          if s.cls is None and isinstance(s.node, cst.FunctionDef) and s.name not in facts.imports}
+        self.methods: dict = {}
+        for scope in facts.scopes:
+            if scope.cls is not None and isinstance(scope.node, cst.FunctionDef):
+                self.methods.setdefault(id(scope.cls), {}).setdefault(scope.name, scope)
+        self.by_name = {c.name: c for c in facts.classes}
+
+    def effective(self, cls) -> dict:
+        out: dict = {}
+        seen: list = []
+        todo = [cls]
+        while todo and len(seen) < 30:
+            current = todo.pop(0)
+            if current in seen:
+                continue
+            seen.append(current)
+            for name, scope in self.methods.get(id(current), {}).items():
+                out.setdefault(name, scope)
+            todo.extend(self.by_name[b] for b in current.bases if b in self.by_name)
+        return out
+
+    def callee(self, call, methods: dict):
+        """The scope a call runs: `self.m(...)` in this class, or a module-level function."""
+        if call.receiver is not None and isinstance(call.receiver, cst.Name) and call.receiver.value == "self":
+            return methods.get(call.tail)
+        if call.receiver is None and call.qual is None:
+            return self.functions.get(call.tail)
+        return None
+
+    def spawn_in(self, scope, methods: dict, depth: int = 0, after: int = 0):
+        """(kind, the call to report) for the first spawn `scope` makes: the spawn itself, or the call
+        of a module-level helper that spawns (the report stays in the class that owns the path)."""
+        if depth > SUMMARY_DEPTH:
+            return None
+        for call in scope.calls:
+            if call.order <= after:
+                continue
+            kind = _spawn_kind(call)
+            if kind:
+                return kind, call
+            inner = self.callee(call, methods)
+            if inner is None or inner is scope:
+                continue
+            found = self.spawn_in(inner, methods, depth + 1)
+            if found:
+                return found if inner.cls is not None else (found[0], call)
+        return None
+
+
+def _accept_calls(scope) -> list:
+    return [c for c in scope.calls if c.tail == "accept" and c.receiver is not None and not c.node.args]
+
+
+def _spawns_on_accept_path(facts: Facts):
+    """A thread or process per connection where the accept and the spawn are in different
+    functions: the serve loop calls `self.dispatch(conn)`, overridden by a subclass to fork; an
+    accept callback (`handle_accepted`) calls a factory method a subclass overrides to make a
+    Thread; a handler called from a select loop accepts once and starts a thread."""
+    program = _Program(facts)
+    contexts = [(cls, program.effective(cls)) for cls in facts.classes]
+    contexts.append((None, program.functions))
+    for cls, methods in contexts:
+        called_in_loops = {c.tail for s in methods.values() for loop in s.loops for c in loop.calls
+                           if program.callee(c, methods) is not None}
+        for name, scope in methods.items():
+            accepts = _accept_calls(scope)
+            if accepts:
+                for accept in accepts:
+                    if accept.loop is not None:  # serve loop: what the loop calls after the accept
+                        calls = [c for c in accept.loop.calls if c.order > accept.order and not _spawn_kind(c)]
+                    elif name in called_in_loops or name in ACCEPT_CALLBACKS:
+                        calls = [c for c in scope.calls if c.order > accept.order]
+                    else:
+                        continue
+                    for call in calls:
+                        kind = _spawn_kind(call)
+                        inner = None if kind else program.callee(call, methods)
+                        found = (kind, call) if kind else (
+                            program.spawn_in(inner, methods, 1) if inner is not None else None)
+                        if found and not _child_drops_connection(facts, found[1]):
+                            kind, site = found if inner is None or inner.cls is not None else (found[0], call)
+                            yield Hit(kind, site.node, {"call": call_label(site)})
+            elif name in ACCEPT_CALLBACKS and cls is not None:
+                found = program.spawn_in(scope, methods)
+                if found and not _child_drops_connection(facts, found[1]):
+                    yield Hit(found[0], found[1].node, {"call": call_label(found[1])})
+
+
+def _child_drops_connection(facts: Facts, spawn) -> bool:
+    """A fork whose child closes the connection it was given (`if pid == 0: conn.close()`) does not
+    serve that client: a pool that grows on demand, or a fork server handing out children."""
+    if spawn.qual not in RAW_FORKS:
+        return False
+    scope = spawn.scope
+    names = set(scope.params) - {"self"}
+    pid = spawn.targets[0] if len(spawn.targets) == 1 else None
+    found = []
+
+    class _ChildBranch(cst.CSTVisitor):
+        def visit_If(self, node):
+            test = facts.code(node.test).replace(" ", "")
+            forked = (pid is not None and (f"{pid}==0" in test or test == f"not{pid}")) or "fork()==0" in test
+            if forked and any(f"{name}.close()" in facts.code(node.body) for name in names):
+                found.append(node)
+
+    scope.node.visit(_ChildBranch())
+    return bool(found)

@@ -1,0 +1,71 @@
+"""The APIs the Python rules know, defined once: the rules match qualified names from these sets,
+and the gates (text screen, `ast` gate) match the last component of the same names, so a name a
+rule can act on is never one the gate drops."""
+
+from __future__ import annotations
+
+
+def tails(*qualified_sets) -> frozenset:
+    """`os.replace` -> `replace`: what the gates can see without resolving imports."""
+    return frozenset(q.rsplit(".", 1)[-1] for qs in qualified_sets for q in qs)
+
+
+# Files: opening for writing, writing, syncing, publishing under another name.
+OPENERS = frozenset({"builtins.open", "io.open", "codecs.open", "os.fdopen", "io.FileIO"})
+TEMP_MAKERS = frozenset({"tempfile.NamedTemporaryFile", "tempfile.mkstemp"})
+PATH_WRITERS = frozenset({"write_text", "write_bytes"})  # Path methods (receiver unresolved)
+RENAMES = frozenset({"os.rename", "os.replace", "os.renames", "shutil.move"})
+FILE_SYNCS = frozenset({"os.fsync", "os.fdatasync"})
+DUMPERS = frozenset({"json.dump", "pickle.dump", "marshal.dump", "yaml.dump", "yaml.safe_dump", "toml.dump",
+                     "tomli_w.dump", "shutil.copyfileobj", "csv.writer", "plistlib.dump"})
+
+# Concurrency: servers, threads, processes.
+THREADING_SERVERS = frozenset({
+    "socketserver.ThreadingMixIn", "socketserver.ThreadingTCPServer", "socketserver.ThreadingUnixStreamServer",
+    "http.server.ThreadingHTTPServer", "xmlrpc.server.SimpleXMLRPCServer.ThreadingMixIn",
+})
+FORKING_SERVERS = frozenset({
+    "socketserver.ForkingMixIn", "socketserver.ForkingTCPServer", "socketserver.ForkingUnixStreamServer",
+})
+THREAD_POOLS = frozenset({"concurrent.futures.ThreadPoolExecutor", "concurrent.futures.thread.ThreadPoolExecutor",
+                          "multiprocessing.pool.ThreadPool"})
+THREAD_STARTERS = frozenset({"threading.Thread", "_thread.start_new_thread", "_thread.start_new",
+                             "threading._start_new_thread"})
+FORKERS = frozenset({"os.fork", "os.forkpty", "multiprocessing.Process", "multiprocessing.context.Process"})
+RAW_FORKS = frozenset({"os.fork", "os.forkpty"})
+# Methods a server framework calls once per accepted connection (asyncore, socketserver, pyftpdlib).
+ACCEPT_CALLBACKS = frozenset({"handle_accepted", "handle_accept", "on_accepted", "process_request",
+                              "get_request", "_accept_method"})
+
+# Shared memory, and the primitives that order a protocol over it.
+SHARED_FACTORIES = frozenset({
+    "multiprocessing.shared_memory.SharedMemory", "multiprocessing.shared_memory.ShareableList",
+    "mmap.mmap", "multiprocessing.RawValue", "multiprocessing.RawArray",
+    "multiprocessing.sharedctypes.RawValue", "multiprocessing.sharedctypes.RawArray",
+})
+LOCKABLE_SHARED = frozenset({"multiprocessing.Value", "multiprocessing.Array", "multiprocessing.sharedctypes.Value",
+                             "multiprocessing.sharedctypes.Array"})
+# A call with one of these names in the polling function means a primitive takes part in the protocol.
+# (Not to be confused with FILE_SYNCS: this is inter-process ordering, not durability.)
+PROTOCOL_TAILS = frozenset({"acquire", "release", "wait", "wait_for", "notify", "notify_all", "get_lock", "get",
+                            "put", "recv", "send", "poll", "Lock", "RLock", "Event", "Condition", "Semaphore",
+                            "BoundedSemaphore", "Barrier", "Queue", "SimpleQueue", "JoinableQueue", "Pipe", "set",
+                            "is_set"})
+
+# What the `ast` gate matches (last name components of the sets above).
+RENAME_TAILS = tails(RENAMES)
+OPEN_TAILS = tails(OPENERS, TEMP_MAKERS) | PATH_WRITERS
+FILE_SYNC_TAILS = tails(FILE_SYNCS)
+SERVER_TAILS = tails(THREADING_SERVERS, FORKING_SERVERS)
+SPAWNER_TAILS = tails(THREAD_STARTERS, FORKERS)
+THREAD_TAILS = tails(THREAD_STARTERS, THREAD_POOLS)
+SHARED_TAILS = tails(SHARED_FACTORIES, LOCKABLE_SHARED)
+ALL_TAILS = RENAME_TAILS | OPEN_TAILS | FILE_SYNC_TAILS | SERVER_TAILS | SPAWNER_TAILS | THREAD_TAILS | SHARED_TAILS
+# Modules the rules' names live in: `_os = os` makes `_os.replace` the rename.
+RULE_MODULES = frozenset({"os", "posix", "nt", "shutil", "socketserver", "multiprocessing", "threading", "_thread",
+                          "tempfile", "mmap", "io", "codecs"})
+
+
+def aliasable(qual: str) -> bool:
+    """A module-level binding the rules follow: to a name they know, or to a module they use."""
+    return qual in RULE_MODULES or qual.rsplit(".", 1)[-1] in ALL_TAILS
