@@ -34,7 +34,7 @@ _EXIT = re.compile(rb"\+\+\+ (?:exited with (-?\d+)|killed by (\w+)(?: \(core du
 _PREFIX = re.compile(rb" *(?:\[pid +(\d{1,10})\] |(\d{1,10}) +)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+) +)?")
 _NO_PREFIX = _PREFIX.fullmatch(b"")
 _DURATION = re.compile(rb"\d+\.\d+").fullmatch
-_UNFINISHED_END = (b"<unfinished ...>\n", b"<unfinished ...>")
+_UNFINISHED_END = b"<unfinished ...>"
 _RETVAL = re.compile(rb"(0x[0-9a-fA-F]+|-?\d+|\?)")
 _ERRNO = re.compile(rb"-?\d+ ([A-Z][A-Z0-9_]+)")
 MAX_RET_DIGITS = 24  # 64-bit values in decimal or hex; anything longer is a mangled line, not a number
@@ -244,21 +244,9 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
                         pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
                         if not wanted_name and pid not in watched:
                             continue
-                        result = raw[j + 3:-1] if raw[-1] == 10 else raw[j + 3:]
-                        dur = None
-                        if result.endswith(b">"):
-                            d = result.rfind(b" <")
-                            if d >= 0 and _DURATION(result, d + 2, len(result) - 1):
-                                dur = result[d + 2:-1]
-                                result = result[:d]
-                        if result.endswith(b" "):
-                            result = result.rstrip()
-                        text = names.get(name)
-                        if text is None:
-                            if len(names) >= 4096:  # a hostile log of made-up names must not grow this
-                                names.clear()
-                            text = names[name] = name.decode()
-                        yield Call(lineno, pid, text, raw[i + 1:k - 1], result, _UNSET, ts, dur)
+                        result, dur = _result_and_duration(raw, j)
+                        yield Call(lineno, pid, names.get(name) or _name_text(names, name), raw[i + 1:k - 1],
+                                   result, _UNSET, ts, dur)
                         continue
             else:
                 r = raw.find(b"<... ")
@@ -282,32 +270,42 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
                             calls += 1
                             if name not in wanted and pid not in watched:
                                 continue
-                            result = raw[j + 3:-1] if raw[-1] == 10 else raw[j + 3:]
-                            dur = None
-                            if result.endswith(b">"):
-                                d = result.rfind(b" <")
-                                if d >= 0 and _DURATION(result, d + 2, len(result) - 1):
-                                    dur = result[d + 2:-1]
-                                    result = result[:d]
-                            if result.endswith(b" "):
-                                result = result.rstrip()
+                            result, dur = _result_and_duration(raw, j)
                             if before is None or before[1] != name:
                                 before = (lineno, name, b"", ts)  # strace lost the first half (attached mid-call)
-                            text = names.get(name)
-                            if text is None:
-                                if len(names) >= 4096:
-                                    names.clear()
-                                text = names[name] = name.decode()
+                            text = names.get(name) or _name_text(names, name)
                             yield Call(before[0], pid, text, before[2] + raw[e + 9:k - 1], result, _UNSET,
                                        before[3] or ts, dur)
                             continue
-            ev = _slow_line(raw[:-1] if raw[-1] == 10 else raw, lineno, head_match, pending, stats, default_pid,
+            ev = _slow_line(raw, lineno, head_match, pending, stats, default_pid,
                             wanted, watched)
             if ev is not None:
                 yield ev
     finally:
         stats.lines += lineno
         stats.calls += calls
+
+
+def _result_and_duration(raw: bytes, j: int) -> tuple:
+    """The result after ` = ` at `j`, and the `-T` duration (`<0.000012>`) split off it, or None."""
+    result = raw[j + 3:]
+    dur = None
+    if result.endswith(b">"):
+        d = result.rfind(b" <")
+        if d >= 0 and _DURATION(result, d + 2, len(result) - 1):
+            dur = result[d + 2:-1]
+            result = result[:d]
+    if result.endswith(b" "):
+        result = result.rstrip()
+    return result, dur
+
+
+def _name_text(names: dict, name: bytes) -> str:
+    """A syscall name decoded once; the cache is cleared when a hostile log of made-up names fills it."""
+    if len(names) >= 4096:
+        names.clear()
+    text = names[name] = name.decode()
+    return text
 
 
 READ_CHUNK = 256 * 1024  # bounded: memory stays flat (a chunk and its lines), speed is the same as 1 MiB
@@ -337,14 +335,6 @@ def _split_lines(stream) -> Iterator:
                 yield None
             skipping = True
             carry = b""
-
-
-def _skip_rest(readline) -> None:
-    """Skip the rest of an overlong line without holding it."""
-    while True:
-        more = readline(MAX_LINE)
-        if not more or more[-1:] == b"\n":
-            return
 
 
 def _slow_line(raw, lineno, head_match, pending, stats, default_pid, wanted, watched):
