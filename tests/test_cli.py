@@ -183,3 +183,11 @@ def test_wheel_installs_a_working_tool_with_its_catalog(tmp_path):
     assert proc.returncode == 1, proc.stderr
     found = {(Path(line.split(":")[0]).name, int(line.split(":")[1]), line.split()[1]) for line in proc.stdout.splitlines()}
     assert found == PYTHON_MARKS
+    # every analyser's modules are in the wheel: the trace rules (discovered by name) and the source map
+    proc = subprocess.run([str(tool), "trace", "--format", "json", str(FIXTURES / "strace" / "careless_replace.strace")],
+                          capture_output=True, text=True, cwd=tmp_path, env=clean_env, timeout=120)
+    assert proc.returncode == 1 and {f["code"] for f in json.loads(proc.stdout)["findings"]} >= {"SCL101"}, proc.stderr
+    proc = subprocess.run([str(py), "-c", "import os, syscall_lint.sourcemap.recording as r; "
+                           "print(os.path.isfile(os.path.join(r.SHIM_DIR, 'sitecustomize.py')))"],
+                          capture_output=True, text=True, cwd=tmp_path, env=clean_env, timeout=60)
+    assert proc.stdout.strip() == "True", proc.stderr
