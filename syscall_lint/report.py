@@ -10,7 +10,7 @@ class Report:
     findings: list = field(default_factory=list)
     errors: list = field(default_factory=list)
     sources: set = field(default_factory=set)  # python | strace | elf, for SARIF runs
-    preamble: list = field(default_factory=list)  # text shown before findings (audit profiles)
+    preamble: list = field(default_factory=list)  # text shown after the findings (audit profiles, --profile)
     extra: dict = field(default_factory=dict)  # per-source summaries for JSON (profiles, exit status)
     warnings: list = field(default_factory=list)  # one-line notes on stderr: nothing matched, state dropped
 
