@@ -8,22 +8,13 @@ those are left to SCL401 (file → socket copies) or left alone.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from syscall_lint.python.rulekit import Hit, Rule, call_label
+from syscall_lint.python.rulekit import Hit, Rule, cst, call_label
 
 if TYPE_CHECKING:
     from syscall_lint.python.facts import CallSite, Facts, Loop
 
-cst: Any = None  # libcst, bound by check(): the rule's contract imports without it
-
-
-def _bind() -> None:
-    global cst
-    if cst is None:
-        import libcst
-
-        cst = libcst
 
 
 # os.write, or os under another name (`import sys, os as o`, `import posix`) or any `from os import`
@@ -48,7 +39,6 @@ class Batching(Rule):
                     or ("write" in text and _OS_WRITE.search(text)))
 
     def check(self, facts):
-        _bind()
         return _check(facts)
 
 

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from syscall_lint.python.rulekit import Hit, Rule, call_label
+from syscall_lint.python.rulekit import Hit, Rule, cst, call_label
 from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, FORKERS, FORKING_SERVERS, RAW_FORKS, THREAD_POOLS,
                                             THREAD_STARTERS, THREADING_SERVERS)
 
 if TYPE_CHECKING:
     from syscall_lint.python.facts import Facts
 
-cst: Any = None  # libcst, bound by check(): the rule's contract imports without it
-
-
-def _bind() -> None:
-    global cst
-    if cst is None:
-        import libcst
-
-        cst = libcst
 
 
 _SERVER = re.compile(r"Threading(?:MixIn|TCPServer|UnixStreamServer|HTTPServer)|"
@@ -44,7 +35,6 @@ class Connections(Rule):
             "accept" in text and any(w in text for w in _SPAWN_WORDS))
 
     def check(self, facts):
-        _bind()
         return _check(facts)
 
 
