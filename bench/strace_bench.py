@@ -3,7 +3,9 @@
 Python loop and strace-parser, all run in this one invocation on the same synthesised trace.
 
 The trace is built by repeating the real recordings in fixtures/strace/ (servers, sed, git, sqlite...)
-up to each size. Usage: python3 bench/strace_bench.py [--sizes 50,500] [--keep DIR]
+up to each size. When the parser's opt-in compiled core is built (python3 -m syscall_lint.strace.build_native),
+syscall-lint runs twice per size: with it, and pure Python (SYSCALL_LINT_PURE=1). CPU time is the
+steadier measure on a shared machine. Usage: python3 bench/strace_bench.py [--sizes 50,500] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -78,10 +80,16 @@ def cpu_of_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(cmd) -> tuple:
+def native_core_built() -> bool:
+    proc = subprocess.run([sys.executable, "-c", "import syscall_lint.strace.parser as p; print(p.NATIVE is not None)"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return proc.stdout.strip() == "True"
+
+
+def timed(cmd, env=None) -> tuple:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_maxrss, proc.stdout.decode().strip()[:60], proc.returncode
@@ -95,7 +103,11 @@ def main() -> int:
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="strace-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     env_py = [sys.executable]
-    peaks = {}
+    peaks: dict = {}  # row -> {size: peak RSS in KiB}
+    variants = [("", None)]
+    if native_core_built():
+        # the opt-in compiled parser (python3 -m syscall_lint.strace.build_native) next to the pure one
+        variants = [(" (compiled core)", None), (" (pure Python)", {**os.environ, "SYSCALL_LINT_PURE": "1"})]
     for size in [int(s) for s in args.sizes.split(",")]:
         trace = workdir / f"trace-{size}mb.strace"
         if not trace.exists():
@@ -103,39 +115,41 @@ def main() -> int:
         mb = trace.stat().st_size / (1 << 20)
         lines = int(subprocess.run(["wc", "-l", str(trace)], capture_output=True, text=True).stdout.split()[0])
         print(f"\n== {trace.name}: {mb:.0f} MB, {lines:,} lines")
+        lint = env_py + ["-m", "syscall_lint", "trace", "--format", "json", "--output", os.devnull, str(trace)]
         rows = [
-            ("wc -l", ["wc", "-l", str(trace)]),
-            ("grep -c write", ["grep", "-c", "write", str(trace)]),
-            ("bare one-regex loop", env_py + ["-c", BARE, str(trace)]),
-            ("syscall-lint trace", env_py + ["-m", "syscall_lint", "trace", "--format", "json", "--output",
-                                             os.devnull, str(trace)]),
+            ("wc -l", ["wc", "-l", str(trace)], None),
+            ("grep -c write", ["grep", "-c", "write", str(trace)], None),
+            ("bare one-regex loop", env_py + ["-c", BARE, str(trace)], None),
         ]
+        ours_rows = [(f"syscall-lint trace{label}", lint, env) for label, env in variants]
         results = {}
         cpu = {}  # CPU seconds: on a shared machine wall time moves with the neighbours' load, CPU time less
-        for name, cmd in rows:
+        for name, cmd, env in rows + ours_rows:
             cpu_before = cpu_of_children()
             # ru_maxrss of children is a high-water mark over all children so far: run ours in a
             # fresh process group measured alone via /usr/bin/time when available
-            if name == "syscall-lint trace" and Path("/usr/bin/time").exists():
+            if name.startswith("syscall-lint") and Path("/usr/bin/time").exists():
                 t0 = time.perf_counter()
                 proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                                      stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
                 wall = time.perf_counter() - t0
                 rss = int(proc.stderr.strip().splitlines()[-1])
             else:
-                wall, rss, _, _ = timed(cmd)
+                wall, rss, _, _ = timed(cmd, env)
             results[name] = wall
             cpu[name] = cpu_of_children() - cpu_before
             extra = ""
-            if name == "syscall-lint trace":
-                peaks[size] = rss
+            if name.startswith("syscall-lint"):
+                peaks.setdefault(name, {})[size] = rss
                 extra = f"  peak RSS {rss / 1024:.1f} MiB"
-            print(f"{name:<22} {wall:7.2f} s  {mb / wall:8.1f} MB/s  {lines / wall:12,.0f} lines/s  "
+            print(f"{name:<40} {wall:7.2f} s  {mb / wall:8.1f} MB/s  {lines / wall:12,.0f} lines/s  "
                   f"cpu {cpu[name]:6.2f} s{extra}")
-        ours = results["syscall-lint trace"]
-        print(f"ratio by CPU time: {cpu['bare one-regex loop'] / cpu['syscall-lint trace']:.2f}")
-        print(f"ratio: syscall-lint / bare regex loop throughput = {results['bare one-regex loop'] / ours:.2f}"
-              f" (goal >= 0.5); vs grep -c {results['grep -c write'] / ours:.3f}; vs wc -l {results['wc -l'] / ours:.3f}")
+        bare = "bare one-regex loop"
+        for name, _, _ in ours_rows:
+            ours = results[name]
+            print(f"{name}: ratio to the bare regex loop by CPU time {cpu[bare] / cpu[name]:.2f}, by wall time "
+                  f"{results[bare] / ours:.2f} (goal >= 0.5); vs grep -c {results['grep -c write'] / ours:.3f}; "
+                  f"vs wc -l {results['wc -l'] / ours:.3f}")
         if size == min(int(s) for s in args.sizes.split(",")):
             slice_path = workdir / "strace-parser-slice.strace"
             nbytes = compatible_slice(trace, slice_path)
@@ -146,10 +160,11 @@ def main() -> int:
             print(f"strace-parser on a {nbytes / (1 << 20):.1f} MB compatible slice: {wall:.2f} s, {sp_rate:.3f} MB/s "
                   f"(parsed/failed lines: {out}); syscall-lint on the same slice {t_ours:.2f} s "
                   f"(includes startup) → {wall / t_ours:.0f}x faster")
-    if len(peaks) >= 2:
-        sizes = sorted(peaks)
-        print(f"\npeak RSS: " + ", ".join(f"{s} MB trace → {peaks[s] / 1024:.1f} MiB" for s in sizes) +
-              f"; ratio {peaks[sizes[-1]] / peaks[sizes[0]]:.2f} (flat = 1.0)")
+    for name, by_size in peaks.items():
+        if len(by_size) >= 2:
+            sizes = sorted(by_size)
+            print(f"\n{name} peak RSS: " + ", ".join(f"{s} MB trace → {by_size[s] / 1024:.1f} MiB" for s in sizes) +
+                  f"; ratio {by_size[sizes[-1]] / by_size[sizes[0]]:.2f} (flat = 1.0)")
     return 0
 
 

@@ -117,9 +117,15 @@ EXPECTED = {
     "lock_sharded.strace": {},
     "mmap_per_request.strace": {},  # SCL701 is opt-in: see test_strace_rules.py
     "mmap_reused.strace": {},
+    "select_high_fd.strace": {"SCL304": 1},
+    "select_low_fd.strace": {},
+    "poll_high_fd.strace": {},
+    "direct_io_unaligned.strace": {"SCL105": 1},
+    "direct_io_aligned.strace": {},
 }
 LINE_SYSCALL = {"SCL104": ("fsync",), "SCL203": ("read(", "pread64("), "SCL204": ("poll(", "select(", "epoll_wait("),
-                "SCL601": ("futex(",), "SCL701": ("mmap(",),
+                "SCL601": ("futex(",), "SCL701": ("mmap(",), "SCL304": ("select(", "pselect6("),
+                "SCL105": ("read(", "write(", "pread64(", "pwrite64("),
                 "SCL402": ("recvfrom", "read(", "recv"), "SCL103": ("write",), "SCL202": ("clock_gettime", "gettimeofday", "time("), "SCL101": ("rename",), "SCL102": ("rename",), "SCL201": ("write",), "SCL301": ("clone",),
                 "SCL302": ("clone", "fork"), "SCL401": ("read",)}
 

@@ -236,17 +236,81 @@ def test_busy_polling_counts_empty_polls_in_a_row():
     assert finding["evidence"]["empty_polls"] >= catalog.load().rules["SCL204"].options["min-calls"]["default"]
 
 
+def test_select_on_a_high_fd_is_reported_with_its_numbers_and_its_twins_are_clean():
+    _, doc = run_json("trace", TRACES / "select_high_fd.strace", TRACES / "select_low_fd.strace",
+                      TRACES / "poll_high_fd.strace")
+    (finding,) = doc["findings"]
+    assert finding["path"].endswith("select_high_fd.strace") and finding["code"] == "SCL304"
+    ev = finding["evidence"]
+    assert (ev["syscall"], ev["max_nfds"], ev["max_watched"], ev["past_fd_setsize"]) == ("pselect6", 901, 1, False)
+    assert ev["calls"] >= 200 and f"{ev['calls']} times with nfds up to 901" in finding["message"]
+
+
+SELECT_LINE = "9 pselect6({nfds}, [{fds}], NULL, NULL, {{tv_sec=1, tv_nsec=0}}, NULL) = 1 (in [3])\n"
+
+
+@pytest.mark.parametrize("nfds,fds,expected", [
+    (901, "900<pipe:[12]>", [(901, 1)]),  # -y notes are not counted as fds
+    (1200, "3 700 1199<TCP:[127.0.0.1:80->127.0.0.1:5000]>", [(1200, 3)]),  # `->` inside a note
+    (511, "510", []),  # below min-nfds
+])
+def test_select_sizes_come_from_nfds_and_the_sets(nfds, fds, expected):
+    trace = SELECT_LINE.format(nfds=nfds, fds=fds) * 3
+    found = lint_text(trace, "t", settings(**{"select-high-fds": {"min-calls": 3}}))
+    assert [(f.evidence["max_nfds"], f.evidence["max_watched"]) for f in found] == expected
+    if nfds > 1024:
+        assert found[0].evidence["past_fd_setsize"] and "past FD_SETSIZE" in found[0].message
+    assert lint_text(trace, "t", settings(**{"select-high-fds": {"min-calls": 4}})) == []
+
+
+def test_unaligned_direct_io_is_reported_and_the_aligned_twin_is_clean():
+    _, doc = run_json("trace", TRACES / "direct_io_unaligned.strace", TRACES / "direct_io_aligned.strace")
+    (finding,) = doc["findings"]
+    assert finding["path"].endswith("direct_io_unaligned.strace") and finding["code"] == "SCL105"
+    ev = finding["evidence"]
+    assert (ev["count"], ev["refused"], ev["path"]) == (16, 16, "/tmp/work/direct.dat")
+    assert ev["example"] == "pwrite64 of length 100 refused with EINVAL"
+
+
+DIRECT_OPEN = '9 openat(AT_FDCWD, "d", O_RDWR|O_DIRECT) = 3\n'
+
+
+@pytest.mark.parametrize("calls,expected", [
+    (['9 pread64(3, "x"..., 4096, 100) = 4096\n'], [(1, 0, "pread64 of offset 100")]),  # accepted, unaligned
+    (['9 write(3, "x"..., 1000) = 1000\n', '9 write(3, "x"..., 512) = 512\n'], [(1, 0, "write of length 1,000")]),
+    (['9 read(3, ""..., 4096) = -1 EINVAL (Invalid argument)\n'],  # aligned numbers, so the buffer was not
+     [(1, 1, "read of length 4,096 refused with EINVAL")]),
+    (['9 pwrite64(3, "x"..., 8192, 4096) = 8192\n', '9 read(3, "x"..., 4096) = 4096\n'], []),
+])
+def test_direct_io_alignment_is_judged_from_lengths_offsets_and_einval(calls, expected):
+    found = lint_text(DIRECT_OPEN + "".join(calls), "t", DEFAULTS)
+    assert [(f.evidence["count"], f.evidence["refused"], f.evidence["example"]) for f in found] == expected
+
+
+def test_o_directory_is_not_o_direct():
+    trace = ('9 openat(AT_FDCWD, "d", O_RDONLY|O_DIRECTORY) = 3\n'
+             '9 read(3, "x", 100) = -1 EINVAL (Invalid argument)\n')
+    assert lint_text(trace, "t", DEFAULTS) == []
+
+
 # record polish ----------------------------------------------------------------------
 @pytest.mark.parametrize("cmd,why", [("no-such-command-xyz", "command not found"),
                                      ("{tmp}/script.sh", "not executable"),
-                                     ("./missing/tool", "no such file or directory")])
+                                     ("./missing/tool", "no such file or directory"),
+                                     # found and executable, but its interpreter is missing: strace's exec fails
+                                     ("{tmp}/orphan.sh", "exec: No such file or directory")])
 def test_record_of_a_command_that_cannot_start_is_one_error_line(tmp_path, cmd, why):
     if shutil.which("strace") is None:
         pytest.skip("strace not installed")
     script = tmp_path / "script.sh"
     script.write_text("#!/bin/sh\necho hi\n")
     script.chmod(0o644)
+    orphan = tmp_path / "orphan.sh"
+    orphan.write_text("#!/no/such/interpreter\necho hi\n")
+    orphan.chmod(0o755)
     proc = run_cli("record", "--", cmd.format(tmp=tmp_path), cwd=tmp_path)
+    if "ptrace is not permitted" in proc.stderr:
+        pytest.skip("ptrace not permitted in this sandbox")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("syscall-lint: error:")]
     assert why in line and "exited with status" not in proc.stderr

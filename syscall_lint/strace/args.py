@@ -51,6 +51,16 @@ def split(args: bytes) -> list:
     return out
 
 
+_PLAIN_FD = re.compile(rb"\d{1,10}(?=[<,]|$)").match
+
+
+def fd_number(arg: bytes) -> Optional[int]:
+    """The leading fd of `3`, `3, ...` or `3</x>, ...` without decoding its -y note; None for anything
+    else (AT_FDCWD, a negative or mangled number: fd() says what those are)."""
+    m = _PLAIN_FD(arg)
+    return int(m.group()) if m is not None else None
+
+
 def fd(arg: bytes) -> tuple:
     """(fd number or None for AT_FDCWD, -y annotation or None) from `3`, `3</tmp/x>`, `AT_FDCWD</home>`."""
     lt = arg.find(b"<")

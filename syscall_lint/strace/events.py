@@ -44,6 +44,18 @@ class Read:
 
 
 @dataclass(slots=True)
+class DirectIO:
+    """A read or write on an fd opened with O_DIRECT, failed ones included: EINVAL is how the kernel
+    refuses a transfer that is not aligned to the device's logical block size."""
+
+    call: Call
+    task: Task
+    fd: int
+    info: FdInfo
+    write: bool
+
+
+@dataclass(slots=True)
 class Waited:
     """A poll/select/epoll wait, a sleep, a wait for a child, an accept: the thread blocked, or
     asked whether it would have to (a zero timeout)."""
@@ -114,6 +126,7 @@ SYSCALLS = {
     "on_sync": FSYNCS | GLOBAL_SYNCS,
     "on_rename": RENAMES,
     "on_accept": ACCEPTS,
+    "on_direct_io": READS | WRITES,
     "on_spawn": frozenset(),  # clone/fork are always traced: the tracker needs them
     "on_close": frozenset(),
     "on_exit": frozenset(),

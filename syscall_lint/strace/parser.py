@@ -10,8 +10,10 @@ the log. Arguments are not decoded here; rules decode what they need (see args.p
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -83,18 +85,16 @@ class Call:
         return m.group(1).decode() if m and self.ret is not None and self.ret < 0 else None
 
 
-@dataclass
+@dataclass(slots=True)
 class Exit:
-    __slots__ = ("line", "pid", "status", "signal")
     line: int
     pid: int
     status: Optional[int]
     signal: Optional[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class Signal:
-    __slots__ = ("line", "pid", "text")
     line: int
     pid: int
     text: bytes
@@ -181,7 +181,8 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
     its short prefix (pid, timestamp) goes through one. That is most of the parser's speed.
     """
     pending: dict = {}  # pid -> (line, name, args prefix, ts)
-    names: dict = {}  # syscall names as bytes -> str, decoded once
+    names: dict[bytes, str] = {}  # syscall names as bytes -> str, decoded once
+    valid_names: dict[bytes, bool] = {}  # names of skipped calls -> whether they look like a syscall's
     head_match = _HEAD.match
     prefix_match = _PREFIX.fullmatch
     if wanted is None:
@@ -223,7 +224,12 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
                 if j > i:
                     wanted_name = name in wanted  # wanted names are valid names: no need to check them
                     if not wanted_name:
-                        if not name.replace(b"_", b"").isalnum():
+                        valid = valid_names.get(name)
+                        if valid is None:  # judged once per name: a few hundred names make up a log
+                            if len(valid_names) >= 4096:
+                                valid_names.clear()  # a hostile log of made-up names
+                            valid = valid_names[name] = name.replace(b"_", b"").isalnum()
+                        if not valid:
                             j = -1  # not a syscall's name: the slow path says what the line is
                         elif not watched:
                             calls += 1
@@ -244,7 +250,15 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
                         pid = int(pid_a or pid_b) if (pid_a or pid_b) else default_pid
                         if not wanted_name and pid not in watched:
                             continue
-                        result, dur = _result_and_duration(raw, j)
+                        result = raw[j + 3:]  # _result_and_duration, inline: this is the hottest path
+                        dur = None
+                        if result[-1:] == b">":
+                            d = result.rfind(b" <")
+                            if d >= 0 and _DURATION(result, d + 2, len(result) - 1):
+                                dur = result[d + 2:-1]
+                                result = result[:d]
+                        if result[-1:] == b" ":
+                            result = result.rstrip()
                         yield Call(lineno, pid, names.get(name) or _name_text(names, name), raw[i + 1:k - 1],
                                    result, _UNSET, ts, dur)
                         continue
@@ -286,7 +300,7 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
         stats.calls += calls
 
 
-def _result_and_duration(raw: bytes, j: int) -> tuple:
+def _result_and_duration(raw: bytes, j: int) -> tuple[bytes, Optional[bytes]]:
     """The result after ` = ` at `j`, and the `-T` duration (`<0.000012>`) split off it, or None."""
     result = raw[j + 3:]
     dur = None
@@ -311,7 +325,7 @@ def _name_text(names: dict, name: bytes) -> str:
 READ_CHUNK = 256 * 1024  # bounded: memory stays flat (a chunk and its lines), speed is the same as 1 MiB
 
 
-def _split_lines(stream) -> Iterator:
+def _split_lines(stream) -> Iterator[Optional[bytes]]:
     """The log's lines without their newlines, read a chunk at a time and split in C: much faster
     than a readline call per line. A line longer than MAX_LINE is yielded as None once and never
     held whole; a blank line is b""."""
@@ -445,3 +459,30 @@ def _jsonl_event(lineno: int, obj):
     result = str(result).strip().encode()
     args = render_strace_parser_args(obj["args"]).encode()
     return Call(lineno, pid, name, args, result, _ret(result), None if stamp is None else float(stamp), None)
+
+
+def _native_core():
+    """The compiled build of this module (`python3 -m syscall_lint.strace.build_native`, opt-in), or None.
+
+    It is used only when it was built from this very file (its SOURCE_DIGEST is this file's sha256), so an
+    edit here never runs a stale build; SYSCALL_LINT_PURE=1 turns it off. The compiled copy itself skips this.
+    """
+    if __name__ != "syscall_lint.strace.parser" or os.environ.get("SYSCALL_LINT_PURE"):
+        return None
+    try:
+        from syscall_lint.strace import _parser_native as native  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        with open(__file__, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+    return native if getattr(native, "SOURCE_DIGEST", None) == digest else None
+
+
+NATIVE = _native_core()
+if NATIVE is not None:
+    # every public name at once, so that Call, Exit... are the classes the compiled parse() makes
+    globals().update({name: getattr(NATIVE, name) for name in
+                      ("Call", "Exit", "Signal", "Stats", "open_log", "lines", "parse", "parse_jsonl")})

@@ -94,8 +94,10 @@ def _run(strace, flags, log_path, cmd, env=None):
     except OSError as exc:
         return None, f"cannot run strace: {exc.strerror}"
     err = proc.stderr.decode("utf-8", "replace")
-    own = [line for line in err.splitlines() if line.startswith("strace: ")]
-    sys.stderr.write("\n".join(line for line in err.splitlines() if not line.startswith("strace: ")) +
+    # strace names itself as it was started: `/usr/bin/strace: exec: ...`, not `strace: ...`
+    prefixes = (f"{strace}: ", "strace: ")
+    own = ["strace: " + line.split(": ", 1)[1] for line in err.splitlines() if line.startswith(prefixes)]
+    sys.stderr.write("\n".join(line for line in err.splitlines() if not line.startswith(prefixes)) +
                      ("\n" if err and not err.endswith("\n") and not own else ""))
     if any("seccomp" in line for line in own) and "--seccomp-bpf" in flags:
         return None, "seccomp"

@@ -32,6 +32,7 @@ class FdInfo:
     pid: int = 0
     socket: str = ""  # TCP, UDP, UNIX-STREAM... when -yy or the socket() call says
     osync: bool = False  # O_SYNC/O_DSYNC: every write is durable on its own
+    direct: bool = False  # O_DIRECT: transfers bypass the page cache and must be block-aligned
     writes: int = 0
     last_write_line: int = 0
     dirty: bool = False

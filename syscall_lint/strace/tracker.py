@@ -52,6 +52,7 @@ class FdTracker:
         self.on_spawn_subs = subs["on_spawn"]
         self.on_close_subs = subs["on_close"]
         self.on_exit_subs = subs["on_exit"]
+        self.on_direct_io_subs = subs["on_direct_io"]
         self.on_watched_subs = [o.on_watched for o in observers if getattr(o, "on_watched", None) is not None]
         self.handlers = self._handlers()
 
@@ -65,9 +66,9 @@ class FdTracker:
                          "pipe2": self._pipe, "socketpair": self._pipe, "socket": self._socket,
                          "chdir": self._chdir, "fchdir": self._fchdir})
         handlers.update({name: self._accept for name in E.ACCEPTS})
-        if self.on_write_subs or self.on_rename_subs or self.on_sync_subs:
+        if self.on_write_subs or self.on_rename_subs or self.on_sync_subs or self.on_direct_io_subs:
             handlers.update({name: self._write for name in E.WRITES})
-        if self.on_read_subs:
+        if self.on_read_subs or self.on_direct_io_subs:
             handlers.update({name: self._read for name in E.READS})
         if self.on_wait_subs:
             handlers.update({name: self._wait for name in E.WAITS})
@@ -144,31 +145,53 @@ class FdTracker:
             task.fds.put(num, info)
         return info
 
+    def _fd_arg(self, task, call: Call) -> tuple:
+        """(fd, what it refers to) for a call whose first argument is an fd, or (None, None). The -y note
+        is decoded only for an fd this trace has not seen made: the table already knows the rest."""
+        num = A.fd_number(call.args)
+        if num is not None:
+            info = task.fds.get(num)
+            if info is not None:
+                return num, info
+        num, note = A.fd(call.args)
+        return (num, self._info_for(task, num, note, call.line)) if num is not None else (None, None)
+
     def _open(self, call: Call) -> None:
         ret = call.ret
         if ret is None or ret < 0:
             return
-        dirfd_i, path_i, flags_i = OPENS[call.name]
-        parts = A.split_open(call.args) if call.name == "openat" else A.split(call.args)
         task = self.tasks.get(call.pid)
+        _, note = A.fd(call.result)
+        args = call.args
+        if note is not None and note[:1] == "/" and call.name != "creat":
+            # -y named the file: the path argument matters only to learn the cwd from a relative open
+            q = args.find(b'"')
+            if q >= 0 and (task.cwd[0] is not None or args[q + 1:q + 2] == b"/"):
+                flags = args[args.rfind(b'"') + 1:]  # after the path: a path's own text is not a flag
+                self._opened(call, task, ret, note, flags)
+                return
+        dirfd_i, path_i, flags_i = OPENS[call.name]
+        parts = A.split_open(args) if call.name == "openat" else A.split(args)
         raw_path = A.string(parts[path_i]) if path_i < len(parts) else None
         flags = parts[flags_i] if flags_i is not None and flags_i < len(parts) else b""
         if call.name == "creat":
             flags = b"O_CREAT|O_WRONLY|O_TRUNC"
-        _, note = A.fd(call.result)
         if note and raw_path and not raw_path.startswith("/") and task.cwd[0] is None:
             rel = posixpath.normpath(raw_path)
             if note.endswith("/" + rel):
                 task.cwd[0] = note[: -len(rel) - 1] or "/"  # learn the cwd from -y
         dirfd = parts[dirfd_i] if dirfd_i is not None and dirfd_i < len(parts) else None
-        path = note or resolve(task, dirfd, raw_path)
+        self._opened(call, task, ret, note or resolve(task, dirfd, raw_path), flags)
+
+    def _opened(self, call: Call, task, ret: int, path: Optional[str], flags: bytes) -> None:
         if b"O_DIRECTORY" in flags:
             kind = DIRECTORY
         elif path is not None and (path.startswith(("/dev/pts/", "/dev/tty")) or path == "/dev/console"):
             kind = TTY
         else:
             kind = FILE
-        info = FdInfo(path, kind, call.line, call.pid, osync=b"O_SYNC" in flags or b"O_DSYNC" in flags)
+        info = FdInfo(path, kind, call.line, call.pid, osync=b"O_SYNC" in flags or b"O_DSYNC" in flags,
+                      direct=b"O_DIRECT" in flags.replace(b"O_DIRECTORY", b""))
         self._put(task, ret, info)
 
     @staticmethod
@@ -199,7 +222,9 @@ class FdTracker:
             self._put(task, int(num), FdInfo(None, kind, call.line, call.pid, socket="UNIX" if kind == SOCKET else ""))
 
     def _close(self, call: Call) -> None:
-        num, _ = A.fd(call.args)
+        num = A.fd_number(call.args)
+        if num is None:
+            num, _ = A.fd(call.args)
         if num is None:
             return
         task = self.tasks.get(call.pid)
@@ -280,11 +305,12 @@ class FdTracker:
 
     # what rules subscribe to ---------------------------------------------------
     def _write(self, call: Call) -> None:
-        num, note = A.fd(call.args)
-        if num is None:
-            return
         task = self.tasks.get(call.pid)
-        info = self._info_for(task, num, note, call.line)
+        num, info = self._fd_arg(task, call)
+        if info is None:
+            return
+        if info.direct and self.on_direct_io_subs:
+            self._direct_io(call, task, num, info, True)
         ret = call.ret
         if ret is None or ret < 0:
             return
@@ -311,11 +337,18 @@ class FdTracker:
         ret = call.ret
         if ret is None:
             return
-        num, note = A.fd(call.args)
         task = self.tasks.get(call.pid)
-        info = self._info_for(task, num, note, call.line) if num is not None else None
-        ev = E.Read(call, task, num, info, ret)
-        for fn in self.on_read_subs:
+        num, info = self._fd_arg(task, call)
+        if info is not None and info.direct and self.on_direct_io_subs:
+            self._direct_io(call, task, num, info, False)
+        if self.on_read_subs:
+            ev = E.Read(call, task, num, info, ret)
+            for fn in self.on_read_subs:
+                fn(ev)
+
+    def _direct_io(self, call: Call, task, num: int, info: FdInfo, write: bool) -> None:
+        ev = E.DirectIO(call, task, num, info, write)
+        for fn in self.on_direct_io_subs:
             fn(ev)
 
     def _wait(self, call: Call) -> None:
