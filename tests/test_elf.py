@@ -33,6 +33,10 @@ EXPECTED = {
     # servers as real ones are written: accept and fork in helpers (found through the call graph);
     # a pre-forked pool and a daemonising fork with a worker pool started before the loop (silent)
     "wrapper_server": {"SCL302"}, "prefork_server": set(), "daemon_pool_server": set(),
+    # accepts in an inner loop over listeners, then forks per connection taken in that pass (found at
+    # every level, however the loops are laid out); its twin forks to top a pool up at the start of
+    # each pass and hands connections over with SCM_RIGHTS (silent)
+    "listener_server": {"SCL302"}, "topup_server": set(),
 }
 # racy on ARM64: a volatile flag, with `yield` in the loop, a rotated loop (exit test at the top, an
 # unconditional branch back), the flag through a pointer (a stack slot at -O0), a plain seqlock reader
@@ -358,3 +362,23 @@ def test_bad_files_exit_2_with_the_rest_audited(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert {e["path"] for e in doc["errors"]} == {str(trunc), str(wrong)}
     assert [f["code"] for f in doc["findings"]] == ["SCL101"]
+
+
+def test_parallel_audit_balances_by_size_and_keeps_the_order():
+    """Workers get the largest files first, in batches of about equal bytes; every file is audited
+    once, and the report is the same as a serial run's, in the same order."""
+    from syscall_lint.elf.runner import _batches
+
+    paths = sorted(str(p) for p in (ELF / "x86_64").iterdir())
+    items = [(p, DEFAULTS) for p in paths]
+    batches = _batches(items, 2)
+    order = [index for batch in batches for index, _item in batch]
+    assert sorted(order) == list(range(len(items)))
+    sizes = [os.path.getsize(paths[i]) for i in order]
+    assert sizes == sorted(sizes, reverse=True)
+    assert len(batches) > 2  # shared out, not one batch per worker
+    _proc, serial = run_json("audit", "-j", "1", str(ELF / "x86_64"))
+    _proc, parallel = run_json("audit", "-j", "2", str(ELF / "x86_64"))
+    assert serial["findings"]
+    assert parallel["findings"] == serial["findings"]
+    assert [b["path"] for b in parallel["binaries"]] == [b["path"] for b in serial["binaries"]]

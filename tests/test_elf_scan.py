@@ -6,6 +6,7 @@ opcodes they look for (including words that straddle the end of the buffer)."""
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 
@@ -75,8 +76,19 @@ def _candidates_reference(base, data):
     return out
 
 
+@pytest.fixture(params=["pure", "numpy"])
+def kernels(request, monkeypatch):
+    """Each scan twice: through the pure pipelines, and through numpy's arrays when installed."""
+    from syscall_lint.elf import vector
+
+    if request.param == "numpy" and vector.np is None:
+        pytest.skip("numpy is not installed")
+    monkeypatch.setattr(vector, "ENABLED", request.param == "numpy")
+    return request.param
+
+
 @pytest.mark.parametrize("filtered", [False, True])
-def test_x86_scan_matches_a_per_byte_decoder(filtered):
+def test_x86_scan_matches_a_per_byte_decoder(filtered, kernels):
     for base, data, targets, got in _buffers():
         wanted = targets if filtered else None
         found = []
@@ -84,14 +96,14 @@ def test_x86_scan_matches_a_per_byte_decoder(filtered):
         assert sorted(found) == _x86_reference(base, data, got, wanted)
 
 
-def test_a64_scan_matches_a_per_word_decoder():
+def test_a64_scan_matches_a_per_word_decoder(kernels):
     for base, data, targets, _got in _buffers():
         found = []
         callgraph._scan_a64(base, data, targets, found)
         assert sorted(found) == _a64_reference(base, data, targets)
 
 
-def test_spin_candidates_match_a_per_word_decoder():
+def test_spin_candidates_match_a_per_word_decoder(kernels):
     seen = 0
     for base, data, _targets, _got in _buffers():
         expected = _candidates_reference(base, data)
@@ -105,3 +117,79 @@ def test_byte_offsets():
     assert callgraph._byte_offsets(data, b"\xe8") == [0, 3, 4, 6]
     assert callgraph._byte_offsets(b"", b"\xe8") == []
     assert callgraph._byte_offsets(b"abc", b"\xe8") == []
+
+
+def test_addresses_beyond_the_int64_range_take_the_pure_path(kernels):
+    """numpy's kernels decline code placed where int64 sums could overflow; the answer is the same."""
+    for base, data, targets, got in list(_buffers(count=20)):
+        high = (1 << 63) + base
+        moved = {k + (1 << 63) if isinstance(k, int) else k: v for k, v in targets.items()}
+        slots = {k + (1 << 63): v for k, v in got.items()}
+        found = []
+        callgraph._scan_x86(high, data, slots, moved, found)
+        assert sorted(found) == _x86_reference(high, data, slots, moved)
+        found = []
+        callgraph._scan_a64(high, data, moved, found)
+        assert sorted(found) == _a64_reference(high, data, moved)
+        assert spin.candidates(high, data) == _candidates_reference(high, data)
+
+
+@pytest.mark.parametrize("name", ["fork_server", "replace_nosync-static-stripped", "seqlock_plain-O1"])
+def test_unwind_ranges_and_symbols_match_the_plain_decoders(name, kernels):
+    """The unwind table's ranges (numpy or a loop) and the picked function symbols (column slices)
+    equal what the plain per-entry decoders give."""
+    from conftest import FIXTURES
+    from syscall_lint.elf import reader
+
+    paths = [FIXTURES / "elf" / arch / name for arch in ("x86_64", "aarch64")]
+    paths = [p for p in paths if p.exists()]
+    if not paths:
+        pytest.skip(f"{name} is not built")
+    for path in paths:
+        ranges = reader.eh_frame_ranges(str(path))
+        assert ranges == sorted(ranges)
+        assert ranges or "stripped" in name  # a stripped static build keeps no .eh_frame_hdr
+        with reader._open(str(path)) as (layout, _header):
+            for table in (".symtab", ".dynsym"):
+                sec = layout.by_name.get(table)
+                plain = {(s.value, s.size, s.name) for s in reader._symbols(layout, sec)
+                         if s.kind in (reader.STT_FUNC, reader.STT_GNU_IFUNC) and s.defined and s.value}
+                picked = reader._defined_functions(layout, sec)
+                assert (picked or set()) == plain
+            imports = {}
+            for s in reader._symbols(layout, layout.by_name.get(".dynsym"), layout.version_names()):
+                if not s.defined:
+                    imports.setdefault(s.name, s.version)
+            assert reader._imports(layout, layout.by_name.get(".dynsym")) == imports
+
+
+def test_spin_candidates_across_chunk_boundaries(monkeypatch):
+    """numpy screens a long text in chunks that overlap by a span: with tiny chunks, every loop
+    across a boundary is still found, once."""
+    from syscall_lint.elf import vector
+
+    if vector.np is None:
+        pytest.skip("numpy is not installed")
+    monkeypatch.setattr(vector, "ENABLED", True)
+    for chunk in (1, 7, 64):
+        monkeypatch.setattr(vector, "CHUNK_WORDS", chunk)
+        for base, data, _targets, _got in _buffers(count=60):
+            assert spin.candidates(base, data) == _candidates_reference(base, data)
+
+
+@pytest.mark.parametrize("bits,little,rela", [(64, True, True), (64, False, True), (32, True, False),
+                                              (32, False, True), (64, True, False)])
+def test_relocation_rows_with_a_symbol_match_a_plain_decoder(bits, little, rela):
+    """Only the relocation entries that name a symbol are unpacked; they are picked from sliced
+    columns, for either word size and byte order."""
+    from syscall_lint.elf.layout import _named_rows
+
+    rng = random.Random(bits * 2 + little)
+    e = "<" if little else ">"
+    fmt = struct.Struct(e + ({(64, True): "QQq", (64, False): "QQ", (32, True): "IIi", (32, False): "II"}[bits, rela]))
+    shift = 32 if bits == 64 else 8
+    rows = [(rng.randrange(1 << 20), (rng.choice([0, 0, 0, rng.randrange(1, 1 << 20)]) << shift) | rng.randrange(256))
+            + ((rng.randrange(-99, 99),) if rela else ()) for _ in range(500)]
+    data = b"".join(fmt.pack(*r) for r in rows) + b"\x01\x02"  # a torn last entry is not read
+    expected = [i for i, r in enumerate(rows) if r[1] >> shift]
+    assert _named_rows(data, fmt.size, bits, little) == expected

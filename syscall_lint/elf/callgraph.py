@@ -15,14 +15,15 @@ reversed edges from the names.
 from __future__ import annotations
 
 import bisect
-from itertools import accumulate, compress, repeat
-from operator import add, and_, itemgetter, mul, sub, xor
+from itertools import accumulate, compress, filterfalse, groupby, repeat
+from operator import add, and_, itemgetter, mul, not_, or_, sub, xor
 import re
 import struct
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from syscall_lint.elf import vector
 from syscall_lint.elf.callsites import _base, _capstone, _stub_targets
 
 # a loop body longer than this is a whole program's main loop, not a serving loop
@@ -35,8 +36,7 @@ MIN_GAP = 16  # bytes of code outside every known function before the gap counts
 _X86_GOT_CALL = re.compile(rb"\xff[\x15\x25]")  # call/jmp [rip+slot]
 
 
-@dataclass(frozen=True)
-class Function:
+class Function(NamedTuple):  # a tuple: a large binary has tens of thousands
     start: int
     end: int
     name: str
@@ -103,7 +103,9 @@ class CallGraph:
     _by_base: dict | None = None  # base symbol name → function starts holding it
     _calls: list = field(default_factory=list)  # (site, node, tail) of every resolved call, by site
     _call_sites: list = field(default_factory=list)  # their addresses, for binary searches
-    _by_target: dict | None = None  # node → [(site, tail)]
+    _by_target: dict | None = None  # imported name → [(site, name, tail)], in the order first called
+    _numbered: list = field(default_factory=list)  # calls to functions, sorted by target address
+    _numbered_keys: list = field(default_factory=list)  # their targets
 
     def __post_init__(self):
         self.sites = _Sites(self)
@@ -123,17 +125,32 @@ class CallGraph:
         """Starts of the functions with a call to `node`."""
         found = self._callers.get(node)
         if found is None:
-            if self._by_target is None:
-                self._by_target = defaultdict(list)
-                for site, target, tail in self._calls:
-                    self._by_target[target].append((site, tail))
             found = set()
-            for site, tail in self._by_target.get(node, ()):
+            for site, _target, tail in self._calls_to(node):
                 func = self.function_at(site)
                 if func is not None and not (tail and type(node) is int and func.start <= node < func.end):
                     found.add(func.start)
             self._callers[node] = found
         return found
+
+    def _calls_to(self, node) -> list:
+        """(site, node, tail) of every call to `node`, in address order.
+
+        The calls are indexed by sorting, not by a Python loop over them: the calls to functions
+        by their address (a binary search answers a node), those to imports grouped by name."""
+        if self._by_target is None:
+            calls = self._calls
+            named = list(map(isinstance, map(itemgetter(1), calls), repeat(str)))
+            numbered = sorted(compress(calls, map(not_, named)), key=itemgetter(1))  # stable: sites stay in order
+            self._numbered, self._numbered_keys = numbered, list(map(itemgetter(1), numbered))
+            by_name = sorted(compress(calls, named), key=itemgetter(1))
+            groups = {name: list(group) for name, group in groupby(by_name, key=itemgetter(1))}
+            # the names in the order of their first call (what distances() walks)
+            self._by_target = {name: groups[name] for name in dict.fromkeys(map(itemgetter(1), compress(calls, named)))}
+        if not isinstance(node, int):
+            return self._by_target.get(node, ())
+        keys = self._numbered_keys
+        return self._numbered[bisect.bisect_left(keys, node):bisect.bisect_right(keys, node)]
 
     def function_at(self, addr: int):
         i = bisect.bisect_right(self._starts, addr) - 1
@@ -159,18 +176,21 @@ class CallGraph:
         """node → fewest calls from that node's code to one of the `wanted` names (0 for the names
         themselves), for every node within `depth` calls; with `max_fan_in`, only through functions
         called from at most that many places."""
-        self.callers(None)  # builds the index of calls by target
+        self._calls_to(None)  # builds the index of calls by target
         dist = {}
         queue = deque()
-        for node in list(self._by_target):
-            if isinstance(node, str) and _base(node) in wanted and self.callers(node):
+        for node in list(self._by_target):  # the imported names called
+            if _base(node) in wanted and self.callers(node):
                 dist[node] = 0
                 queue.append(node)
         if self._by_base is None:
-            self._by_base = defaultdict(list)
+            self._by_base = by_base = defaultdict(list)
             for start, names in self.names.items():
+                if len(names) == 1:  # most functions have one name
+                    by_base[_base(names[0])].append(start)
+                    continue
                 for base_name in {_base(n) for n in names}:
-                    self._by_base[base_name].append(start)
+                    by_base[base_name].append(start)
         for start in sorted({s for name in wanted for s in self._by_base.get(name, ())}):
             if start not in dist:  # static: the libc function itself
                 dist[start] = 0
@@ -189,6 +209,11 @@ class CallGraph:
         return dist
 
 
+def too_large(code_bytes: int) -> bool:
+    """Is code of this size (PLT stubs not counted) beyond the call graph's budget?"""
+    return code_bytes > MAX_GRAPH_CODE
+
+
 def build(info, sections, relocs) -> CallGraph | None:
     """The call graph of one binary's code, or None for a machine whose calls are not decoded (or
     code beyond MAX_GRAPH_CODE: the byte scan is linear and Python-speed)."""
@@ -198,7 +223,7 @@ def build(info, sections, relocs) -> CallGraph | None:
     md.skipdata = True
     x86 = info.machine == "x86-64"
     code = [s for s in sections if not s.name.startswith(".plt")]
-    if sum(len(s.data) for s in code) > MAX_GRAPH_CODE:
+    if too_large(sum(len(s.data) for s in code)):
         return None
     stubs = _stub_targets(md, info.machine, sections, relocs)  # PLT stub address → imported name
     got = dict(relocs)  # GOT slot → imported name (x86-64 `call [rip+slot]`, -fno-plt)
@@ -211,21 +236,23 @@ def build(info, sections, relocs) -> CallGraph | None:
     targets = dict(stubs)
     targets.update((start, start) for start in known)
     raw_calls = []  # (site, node, tail): node a function start or an imported name
+    keys = vector.sorted_keys(targets)  # for numpy's membership tests, once for every section
     for sec in code:
         if sec.name in (".init", ".fini"):
             continue
         if x86:
-            _scan_x86(sec.address, sec.data, got, None if all_targets else targets, raw_calls)
+            _scan_x86(sec.address, sec.data, got, None if all_targets else targets, raw_calls, keys)
         else:
-            _scan_a64(sec.address, sec.data, targets, raw_calls)
+            _scan_a64(sec.address, sec.data, targets, raw_calls, keys)
     if all_targets:
-        counts = defaultdict(int)
-        for site, target, tail in raw_calls:
-            if not tail and target not in targets:
-                counts[target] += 1
+        # calls (not jumps) to addresses no table names, counted in C loops
+        counts = Counter(filterfalse(targets.__contains__, compress(map(itemgetter(1), raw_calls),
+                                                                    map(not_, map(itemgetter(2), raw_calls)))))
         for target, n in counts.items():
+            if not isinstance(target, int):
+                continue  # an imported name (a call through the GOT): not a function of this binary
             if (n >= 2 or not x86) and any(s.address <= target < s.address + len(s.data) for s in code):
-                known[target] = (None, [])
+                known[target] = [None, []]
                 targets[target] = target
     graph = CallGraph(info.machine)
     starts = sorted(known)
@@ -241,9 +268,13 @@ def build(info, sections, relocs) -> CallGraph | None:
     graph.functions = _fill_gaps(graph.functions, code)
     graph._starts = [f.start for f in graph.functions]
     if all_targets:  # resolve what the scan kept unfiltered
-        raw_calls = [(site, targets[t] if isinstance(t, int) else t, tail) for site, t, tail in raw_calls
-                     if not isinstance(t, int) or t in targets]
-    graph._calls = sorted(raw_calls)
+        # an address becomes its function or stub name; a name stays; an unknown address goes
+        nodes = list(map(itemgetter(1), raw_calls))
+        keep = list(map(or_, map(targets.__contains__, nodes), map(isinstance, nodes, repeat(str))))
+        raw_calls = list(zip(compress(map(itemgetter(0), raw_calls), keep),
+                             compress(map(targets.get, nodes, nodes), keep),
+                             compress(map(itemgetter(2), raw_calls), keep)))
+    graph._calls = sorted(raw_calls, key=itemgetter(0))  # by site (one call per site)
     graph._call_sites = list(map(itemgetter(0), graph._calls))
     return graph
 
@@ -269,7 +300,7 @@ def _fill_gaps(functions: list, code) -> list:
                 out.append(Function(start, hi, f"sub_{start:x}"))
     placed = {f.start for f in out}
     out.extend(f for f in functions if f.start not in placed)
-    out.sort(key=lambda f: f.start)
+    out.sort(key=itemgetter(0))  # by start
     return out
 
 
@@ -302,20 +333,25 @@ def _known_functions(info, code) -> dict:
 
     lo = min((s.address for s in code), default=0) if code else 0
     hi = max((s.address + len(s.data) for s in code), default=0) if code else 1 << 64
-    known = {}
+    known = {}  # start → [end or None, names]: lists, updated in place (tens of thousands per binary)
+    get = known.get
     for addr, size, name in info.functions:
         if not lo <= addr < hi:
             continue
-        end, names = known.get(addr, (None, []))
+        entry = get(addr)
+        if entry is None:
+            entry = known[addr] = [None, []]
         if size:
-            end = max(end or 0, addr + size)
-        names.append(name)
-        known[addr] = (end, names)
+            entry[0] = max(entry[0] or 0, addr + size)
+        entry[1].append(name)
     for start, end in eh_frame_ranges(info.path):
         if not lo <= start < hi:
             continue
-        old_end, names = known.get(start, (None, []))
-        known[start] = (max(old_end or 0, end or 0) or None, names)
+        entry = get(start)
+        if entry is None:
+            known[start] = [end or None, []]
+        elif end or entry[0]:
+            entry[0] = max(entry[0] or 0, end or 0) or None
     return known
 
 
@@ -323,6 +359,8 @@ def _pick_name(names: list) -> str | None:
     """The most telling of several symbols at one address: a public name over __libc_ internals."""
     if not names:
         return None
+    if len(names) == 1:
+        return names[0]
     return sorted(names, key=lambda n: (n.startswith("_"), len(n)))[0]
 
 
@@ -333,7 +371,7 @@ def _byte_offsets(data: bytes, byte: bytes) -> list:
     return list(map(add, accumulate(map(add, map(len, pieces), repeat(1))), repeat(-1)))
 
 
-def _scan_x86(base, data, got, targets, calls, scan=None) -> None:
+def _scan_x86(base, data, got, targets, calls, keys=None) -> None:
     """(site, target, is a jump) for every `call`/`jmp rel32` (kept only when it lands in `targets`,
     if given) and every `call`/`jmp [rip+slot]` through an imported GOT slot (the slot's name).
 
@@ -350,6 +388,11 @@ def _scan_x86(base, data, got, targets, calls, scan=None) -> None:
     last = size - 5  # a rel32 needs four bytes after its opcode
     found = []
     for opcode, tail in ((b"\xe8", False), (b"\xe9", True)):
+        hit = vector.x86_rel32(base, data, opcode[0], targets, keys)
+        if hit is not None:  # numpy did the same arithmetic on arrays
+            sites, dest = hit
+            found.extend(zip(sites, dest if targets is None else map(targets.__getitem__, dest), repeat(tail)))
+            continue
         offsets = _byte_offsets(data, opcode)
         while offsets and offsets[-1] > last:
             offsets.pop()
@@ -372,7 +415,7 @@ _A64_BL = bytes(int(0x94 <= b <= 0x97) for b in range(256))  # top byte of `bl` 
 _A64_B = bytes(int(0x14 <= b <= 0x17) for b in range(256))  # top byte of `b`
 
 
-def _scan_a64(base, data, targets, calls) -> None:
+def _scan_a64(base, data, targets, calls, keys=None) -> None:
     """(site, target, is a jump) for every `bl` (any target: a new function start when unknown) and
     every `b` that lands on a known function or stub (a tail call; other `b`s are branches).
 
@@ -381,6 +424,11 @@ def _scan_a64(base, data, targets, calls) -> None:
     tops = data[3::4]
     words = struct.Struct("<I").unpack_from
     for table, tail in ((_A64_BL, False), (_A64_B, True)):
+        hit = vector.a64_branches(base, data, 0x14 if tail else 0x94, targets if tail else None, keys)
+        if hit is not None:  # numpy did the same arithmetic on arrays
+            sites, dest = hit
+            calls.extend(zip(sites, map(targets.__getitem__, dest) if tail else dest, repeat(tail)))
+            continue
         index = _byte_offsets(tops.translate(table), b"\x01")
         n = len(index)
         if not n:

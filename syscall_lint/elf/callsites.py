@@ -54,6 +54,8 @@ def _stub_targets(md, machine, sections, relocs) -> dict:
 
 def _base(name: str) -> str:
     """`__libc_accept`, `accept@plt`, `__accept` → `accept` (static binaries use glibc's internal names)."""
+    if name[:2] != "__" and "@" not in name:  # most names: nothing to strip
+        return name
     name = name.split("@", 1)[0]
     for prefix in ("__libc_", "__GI___", "__GI_", "__"):
         if name.startswith(prefix):

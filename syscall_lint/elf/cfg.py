@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 _TARGET = re.compile(r"^#?(0x[0-9a-f]+)$")
 X86_ENDS = ("ret", "retq", "hlt", "ud2", "int3")
 A64_ENDS = ("ret", "br", "brk", "hlt", "udf", "eret")
+_A64_BRANCH_INITIALS = frozenset("rbhuect")  # first letters of A64_ENDS and of b, b.cond, cbz/cbnz, tbz/tbnz
 
 
 @dataclass
@@ -55,6 +56,8 @@ def branch(machine: str, mnemonic: str, op: str):
             target = int(m.group(1), 16) if m else None
             uncond = mnemonic in ("jmp", "bnd jmp")
             return True, not uncond, target, uncond
+        return False, False, None, False
+    if mnemonic[:1] not in _A64_BRANCH_INITIALS:  # ldr, str, mov, add, …: most instructions
         return False, False, None, False
     if mnemonic in A64_ENDS:
         return True, False, None, True

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import add, or_
 
 MAX_SECTIONS = 1 << 16
 MAX_DYNAMIC = 100_000
@@ -170,9 +172,36 @@ class Layout:
                 fmt = struct.Struct(self.e + ("IIi" if rela else "II"))
                 shift = 8
             data = self.data(sec)
-            for i in range(len(data) // fmt.size):
+            for i in _named_rows(data, fmt.size, self.bits, self.little):
                 r = fmt.unpack_from(data, i * fmt.size)
                 sym = r[1] >> shift
                 if sym and sym < len(symbols_by_index) and symbols_by_index[sym]:
                     out[r[0]] = symbols_by_index[sym]
         return out
+
+
+_NONZERO = bytes(int(b != 0) for b in range(256))
+
+
+def _named_rows(data: bytes, size: int, bits: int, little: bool) -> list:
+    """Indices of the relocation entries whose symbol number is not 0, in order. A PIE's relocations
+    are mostly R_*_RELATIVE (no symbol): the symbol bytes of every entry are sliced out as columns
+    and tested in C loops, and only the others are unpacked."""
+    count = len(data) // size
+    data = data[:count * size]
+    # the symbol number's bytes in r_info (after r_offset): its high half in 64-bit entries (r_info at
+    # byte 8), its top 3 bytes in 32-bit ones (r_info at byte 4)
+    if bits == 64:
+        at, width = (12 if little else 8), 4
+    else:
+        at, width = (5 if little else 4), 3
+    marks = bytes(count)
+    for k in range(width):
+        marks = bytes(map(or_, marks, data[at + k::size]))
+    flipped = marks.translate(_NONZERO).translate(_FLIP)
+    pieces = flipped.split(b"\0")
+    pieces.pop()
+    return list(map(add, accumulate(map(add, map(len, pieces), repeat(1))), repeat(-1)))
+
+
+_FLIP = bytes(int(b == 0) for b in range(256))

@@ -16,7 +16,6 @@ from syscall_lint.elf.callgraph import MAX_LOOP, CallGraph, Function, flow
 from syscall_lint.elf.callsites import _capstone
 
 
-
 # calls a loop may make and still only retry the call it wraps
 RETRY_CALLS = frozenset({"errno_location", "select", "poll", "ppoll", "pselect", "usleep", "nanosleep", "sleep"})
 
@@ -141,9 +140,12 @@ class Evaluator:
         return True
 
     def _follows(self, func: Function, a: int, b: int) -> bool:
-        """Can control go from the call at `a` to the call at `b` moving forward through the function's
-        blocks? (The fork runs for this accept, not on a later pass of a loop.)"""
+        """Can control go from the call at `a` to the call at `b` within one pass of every loop around
+        both? (The fork runs for this accept, not on a later pass of the serving loop.) The path may
+        go round a loop that holds only `a` — the loop over listening sockets that accepts, left by a
+        test at its top — but never back to the header of a loop that holds both."""
         graph, loops = self.flow_of(func)
+        around_both = {lp.header for lp in loops if lp.contains(a) and lp.contains(b)}
         block_of = {}
         for start, blk in graph.items():
             if blk.start <= a < blk.end:
@@ -154,9 +156,17 @@ class Evaluator:
             return a < b
         if block_of["a"] == block_of["b"] and a < b:
             return True
-        # forward in the layout only: a path that jumps back (to a loop head, or into the top of a
-        # loop entered in its middle) starts the next pass, where the order is lost
-        seen, stack = set(), [n for n in graph[block_of["a"]].succs if n > block_of["a"]]
+        # back to the head of a loop around both starts its next pass, where the order is lost. A
+        # jump back stays in this pass only inside a loop that is not around both (going round the
+        # listener loop); one outside every such loop may be a loop the analysis did not see.
+        inner = [lp for lp in loops if lp.header not in around_both]
+
+        def allowed(frm, to):
+            if to in around_both:
+                return False
+            return to > frm or any(lp.contains(frm) and lp.contains(to) for lp in inner)
+
+        seen, stack = set(), [n for n in graph[block_of["a"]].succs if allowed(block_of["a"], n)]
         while stack:
             n = stack.pop()
             if n in seen:
@@ -164,7 +174,7 @@ class Evaluator:
             if n == block_of["b"]:
                 return True
             seen.add(n)
-            stack.extend(m for m in graph[n].succs if m > n)
+            stack.extend(m for m in graph[n].succs if allowed(n, m))
         return False
 
     def matches(self, spec: PathSpec, limit: int = 1, library_loop: bool = False) -> list:

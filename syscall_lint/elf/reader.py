@@ -4,11 +4,13 @@ header; the tables the rules read are decoded from their bytes with struct (layo
 from __future__ import annotations
 
 import struct
+from itertools import accumulate, islice, repeat
+from operator import add, and_, ge, itemgetter, or_
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
-from elftools.elf.elffile import ELFFile
 
+from syscall_lint.elf import vector
 from syscall_lint.elf.layout import SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, Corrupt, Layout
 from syscall_lint.inputs import InputRefused, open_regular
 
@@ -50,12 +52,12 @@ class ElfInfo:
     interp: Optional[str]
     needed: list = field(default_factory=list)
     imports: dict = field(default_factory=dict)  # name -> version or None
-    exports: set = field(default_factory=set)
     static: bool = False
     stripped: bool = False
     runtime: Optional[str] = None  # go | rust | None
     unwind: bool = False  # has an .eh_frame_hdr search table (function bounds for stripped code)
     _functions: Optional[list] = None
+    _exports: Optional[set] = None
 
     @property
     def functions(self) -> list:
@@ -63,14 +65,25 @@ class ElfInfo:
         if self._functions is None:
             try:
                 with _open(self.path) as (layout, _header):
-                    syms = _symbols(layout, layout.by_name.get(".symtab"))
-                    if not syms:
-                        syms = [s for s in _symbols(layout, layout.by_name.get(".dynsym")) if s and s.defined]
+                    found = _defined_functions(layout, layout.by_name.get(".symtab"))
+                    if found is None:  # no .symtab, or not one named entry in it
+                        found = _defined_functions(layout, layout.by_name.get(".dynsym")) or set()
             except Corrupt as exc:
                 raise NotElf(f"corrupt ELF: {exc}") from None
-            self._functions = sorted({(s.value, s.size, s.name) for s in syms
-                                      if s and s.kind in (STT_FUNC, STT_GNU_IFUNC) and s.defined and s.value})
+            self._functions = sorted(found)
         return self._functions
+
+    @property
+    def exports(self) -> set:
+        """Names of the functions the dynamic symbol table defines; decoded on first use (a shared
+        library can define tens of thousands, and no rule reads them)."""
+        if self._exports is None:
+            try:
+                with _open(self.path) as (layout, _header):
+                    self._exports = _exports(layout)
+            except Corrupt as exc:
+                raise NotElf(f"corrupt ELF: {exc}") from None
+        return self._exports
 
     @property
     def arch_label(self) -> str:
@@ -113,6 +126,8 @@ class _open:
             if fast is not None:
                 header, bits, little = fast
                 return Layout(self.fh, size, header, bits, little), header
+            from elftools.elf.elffile import ELFFile  # only for headers the struct reader leaves to it
+
             self.fh.seek(0)
             elf = ELFFile(self.fh)
             header = elf.header
@@ -206,6 +221,145 @@ def _symbols(layout: Layout, sec, versions: Optional[dict] = None, keep_index: b
     return out
 
 
+RUST_MARKERS = ("_ZN3std", "rust_begin_unwind", "__rust", "rust_eh_personality")
+
+
+def _undefined_rows(layout: Layout, sec):
+    """(entry format, table bytes, indices of the undefined entries) of a symbol table. The section
+    index column is sliced out of the bytes and searched for zeros in C loops: a library defines
+    tens of thousands of symbols, a program imports a few hundred."""
+    if sec is None or sec.type == SHT_NOBITS:
+        return None, b"", []
+    data = layout.data(sec)
+    fmt = struct.Struct(layout.e + ("IBBHQQ" if layout.bits == 64 else "IIIBBH"))
+    count = min(len(data) // fmt.size, MAX_SYMBOLS)
+    if count < 2:
+        return fmt, data, []
+    data = data[:count * fmt.size]
+    at = 6 if layout.bits == 64 else 14  # st_shndx
+    shndx = bytes(map(or_, data[at::fmt.size], data[at + 1::fmt.size]))
+    return fmt, data, [i for i in _zero_offsets(shndx) if i > 0]
+
+
+def _zero_offsets(data: bytes) -> list:
+    pieces = data.split(b"\0")
+    pieces.pop()
+    return list(map(add, accumulate(map(add, map(len, pieces), repeat(1))), repeat(-1)))
+
+
+def _name(strings: bytes, offset: int) -> str:
+    if offset >= len(strings):
+        return ""
+    end = strings.find(b"\0", offset)
+    return strings[offset:end if end >= 0 else len(strings)].decode("utf-8", "replace")
+
+
+_FUNCTION_KIND = bytes(int(b & 0xF in (STT_FUNC, STT_GNU_IFUNC)) for b in range(256))  # st_info → 1 for code
+_NONZERO = bytes(int(b != 0) for b in range(256))
+
+
+def _defined_functions(layout: Layout, sec):
+    """{(value, size, name)} of the named, defined, nonzero function entries of a symbol table (what
+    _symbols gives for them), or None when the table has no named entry at all. The entries are
+    picked by slicing the st_info and st_shndx columns out of the bytes (C loops); only those
+    are unpacked."""
+    if sec is None or sec.type == SHT_NOBITS:
+        return None
+    data = layout.data(sec)
+    fmt = struct.Struct(layout.e + ("IBBHQQ" if layout.bits == 64 else "IIIBBH"))
+    count = min(len(data) // fmt.size, MAX_SYMBOLS)
+    if count < 2:
+        return None
+    data, size = data[:count * fmt.size], fmt.size
+    strings = layout.strings(sec.link)
+    # st_info and st_shndx as byte offsets in an entry; st_value and st_size as unpacked field numbers
+    at_info, at_shndx, at_value, at_size = (4, 6, 4, 5) if layout.bits == 64 else (12, 14, 1, 2)
+    rows = fmt.unpack_from
+    if not any(_name(strings, rows(data, i * size)[0]) for i in range(1, count)):
+        return None
+    defined = bytes(map(or_, data[at_shndx::size], data[at_shndx + 1::size])).translate(_NONZERO)
+    wanted = bytes(map(and_, data[at_info::size].translate(_FUNCTION_KIND), defined))
+    out = set()
+    for i in _zero_offsets(wanted.translate(_FLIP)):
+        if i == 0:
+            continue
+        row = rows(data, i * size)
+        if row[at_value]:
+            name = _name(strings, row[0])
+            if name:
+                out.add((row[at_value], row[at_size], name))
+    return out
+
+
+_FLIP = bytes(int(b == 0) for b in range(256))  # the picked entries' 1s become the zeros _zero_offsets finds
+
+
+def _imports(layout: Layout, sec) -> dict:
+    """name → version of every undefined named entry of .dynsym, in table order (what _symbols
+    would give for them, without decoding the defined ones)."""
+    fmt, data, rows = _undefined_rows(layout, sec)
+    if not rows:
+        return {}
+    strings = layout.strings(sec.link)
+    versions = layout.version_names()
+    versym = None
+    vs = layout.by_name.get(".gnu.version")
+    if vs is not None:
+        raw = layout.data(vs)
+        versym = struct.unpack_from(f"{layout.e}{len(raw) // 2}H", raw)
+    out = {}
+    for i in rows:
+        name = _name(strings, fmt.unpack_from(data, i * fmt.size)[0])  # st_name
+        if name:
+            out.setdefault(name, versions.get(versym[i] & 0x7FFF) if versym is not None and i < len(versym) else None)
+    return out
+
+
+def _exports(layout: Layout) -> set:
+    return {sym.name for sym in _symbols(layout, layout.by_name.get(".dynsym"))
+            if sym.defined and sym.kind in (STT_FUNC, STT_GNU_IFUNC)}
+
+
+def _names_start_with(layout: Layout, info: ElfInfo, prefixes: tuple) -> bool:
+    """Does an imported or exported function's name start with one of the prefixes? A name that
+    does holds the prefix's bytes in .dynstr, so a string table without them answers no unread."""
+    sec = layout.by_name.get(".dynsym")
+    if any(n.startswith(prefixes) for n in info.imports):
+        return True
+    if sec is None:
+        return False
+    strings = layout.strings(sec.link)
+    if not any(p.encode() in strings for p in prefixes):
+        return False
+    return any(n.startswith(prefixes) for n in _exports(layout))
+
+
+class _SymbolNames:
+    """Symbol number → name (None when unnamed) of one table, decoded per entry on demand: the
+    relocations name a fraction of a library's symbols."""
+
+    def __init__(self, layout: Layout, sec):
+        self.fmt, self.data = None, b""
+        if sec is not None and sec.type != SHT_NOBITS:
+            self.data = layout.data(sec)
+            self.fmt = struct.Struct(layout.e + ("IBBHQQ" if layout.bits == 64 else "IIIBBH"))
+            self.strings = layout.strings(sec.link)
+        self.count = min(len(self.data) // self.fmt.size, MAX_SYMBOLS) if self.fmt else 0
+        self._cache = {}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int):
+        name = self._cache.get(i)
+        if name is None and i not in self._cache:
+            name = None
+            if 0 < i < self.count:
+                name = _name(self.strings, self.fmt.unpack_from(self.data, i * self.fmt.size)[0]) or None
+            self._cache[i] = name
+        return name
+
+
 def read(path: str) -> ElfInfo:
     try:
         with _open(path) as (layout, header):
@@ -219,12 +373,7 @@ def _read(layout: Layout, header, path: str) -> ElfInfo:
     interp = layout.interp()
     info = ElfInfo(path, layout.bits, layout.little, machine, "", interp)
     info.needed, flags_1 = layout.dynamic()
-    dynsym = layout.by_name.get(".dynsym")
-    for sym in _symbols(layout, dynsym, layout.version_names()):
-        if not sym.defined:
-            info.imports.setdefault(sym.name, sym.version)
-        elif sym.kind in (STT_FUNC, STT_GNU_IFUNC):
-            info.exports.add(sym.name)
+    info.imports = _imports(layout, layout.by_name.get(".dynsym"))
     info.stripped = ".symtab" not in layout.by_name
     info.unwind = ".eh_frame_hdr" in layout.by_name
     etype = header["e_type"]
@@ -238,8 +387,7 @@ def _read(layout: Layout, header, path: str) -> ElfInfo:
     names = layout.by_name
     if ".go.buildinfo" in names or ".gopclntab" in names or ".note.go.buildid" in names:
         info.runtime = "go"
-    elif any(n.startswith(("_ZN3std", "rust_begin_unwind", "__rust", "rust_eh_personality"))
-             for n in info.exports | set(info.imports)):
+    elif _names_start_with(layout, info, RUST_MARKERS):
         info.runtime = "rust"
     return info
 
@@ -270,6 +418,13 @@ def eh_frame_ranges(path: str) -> list:
     if len(data) < 12 or data[0] != 1 or data[2] != 0x03 or data[3] != 0x3B:  # v1, count udata4, datarel|sdata4
         return []
     count = min(struct.unpack_from(endian + "I", data, 8)[0], (len(data) - 12) // 8)
+    fast = vector.fde_ranges(endian, data, count, base, fdata, fbase)
+    if fast is not None:
+        # the table is sorted by start (the format requires it for its binary search): sort only
+        # when a file breaks that
+        if any(map(ge, map(itemgetter(0), fast), map(itemgetter(0), islice(fast, 1, None)))):
+            fast.sort()
+        return fast
     table = struct.unpack_from(f"{endian}{count * 2}i", data, 12)
     out = []
     for i in range(0, count * 2, 2):
@@ -285,6 +440,38 @@ def eh_frame_ranges(path: str) -> list:
     return out
 
 
+def _code_extents(layout: Layout) -> list:
+    """(section, bytes to read) of the executable sections in file order, within MAX_CODE in all."""
+    code = sorted((s for s in layout.sections if s.type == SHT_PROGBITS and s.flags & SHF_EXECINSTR and s.size),
+                  key=lambda s: s.offset)
+    if len(code) > MAX_CODE_SECTIONS:
+        raise Corrupt(f"{len(code)} executable sections (more than {MAX_CODE_SECTIONS}): too costly to analyse")
+    for before, after in zip(code, code[1:]):
+        if after.offset < before.offset + before.size and after.offset < layout.size:
+            raise Corrupt(f"executable sections {before.name or '(unnamed)'} and {after.name or '(unnamed)'} "
+                          "overlap in the file")
+    out, budget = [], MAX_CODE
+    for sec in code:
+        if budget <= 0:
+            break
+        if sec.offset > layout.size:
+            raise Corrupt(f"data at offset {sec.offset:#x} lies beyond the end of the file")
+        length = min(sec.size, budget, layout.size - sec.offset)
+        budget -= length
+        out.append((sec, length))
+    return out
+
+
+def code_size(path: str, skip: tuple = ()) -> int:
+    """Bytes text_sections would hold, less sections whose names start with `skip`, from the section
+    headers alone (a call graph's budget is checked before 50 MB of code are read for nothing)."""
+    try:
+        with _open(path) as (layout, _):
+            return sum(length for sec, length in _code_extents(layout) if not sec.name.startswith(skip))
+    except Corrupt as exc:
+        raise NotElf(f"corrupt ELF: {exc}") from None
+
+
 def text_sections(path: str):
     """(executable sections as CodeSection, GOT slot → imported name).
 
@@ -293,23 +480,9 @@ def text_sections(path: str):
     thousands of times) is corrupt rather than read again and again."""
     try:
         with _open(path) as (layout, _):
-            code = sorted((s for s in layout.sections if s.type == SHT_PROGBITS and s.flags & SHF_EXECINSTR and s.size),
-                          key=lambda s: s.offset)
-            if len(code) > MAX_CODE_SECTIONS:
-                raise Corrupt(f"{len(code)} executable sections (more than {MAX_CODE_SECTIONS}): too costly to analyse")
-            for before, after in zip(code, code[1:]):
-                if after.offset < before.offset + before.size and after.offset < layout.size:
-                    raise Corrupt(f"executable sections {before.name or '(unnamed)'} and {after.name or '(unnamed)'} "
-                                  "overlap in the file")
-            out, budget = [], MAX_CODE
-            for sec in code:
-                if budget <= 0:
-                    break
-                data = layout.read(sec.offset, min(sec.size, budget))
-                budget -= len(data)
-                out.append(CodeSection(sec.name, sec.addr, data))
+            out = [CodeSection(sec.name, sec.addr, layout.read(sec.offset, length))
+                   for sec, length in _code_extents(layout)]
             out.sort(key=lambda c: c.address)
-            names = [s.name if s else None for s in _symbols(layout, layout.by_name.get(".dynsym"), keep_index=True)]
-            return out, layout.relocations(names)
+            return out, layout.relocations(_SymbolNames(layout, layout.by_name.get(".dynsym")))
     except Corrupt as exc:
         raise NotElf(f"corrupt ELF: {exc}") from None

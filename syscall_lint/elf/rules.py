@@ -189,6 +189,9 @@ class _Code:
         if not hasattr(self, "_evaluator"):
             self._evaluator = None
             if self.info.machine in ("x86-64", "aarch64"):
+                if self._sections is None and callgraph.too_large(reader.code_size(self.info.path, (".plt",))):
+                    self.too_large = True
+                    return None
                 self._read()
                 graph = callgraph.build(self.info, self._sections, self._relocs)
                 if graph is not None:

@@ -54,6 +54,34 @@ def _work(item):
         signal.signal(signal.SIGALRM, old)
 
 
+def _work_batch(batch):
+    return [(index, _work(item)) for index, item in batch]
+
+
+def _batches(items, jobs: int) -> list:
+    """(index, item) batches, largest files first, each about 1/(32 * jobs) of all the bytes: the
+    workers finish together however the files are ordered (a tree's large libraries sit side by side,
+    and one of them costs as much as hundreds of small programs)."""
+    sizes = []
+    for index, item in enumerate(items):
+        try:
+            sizes.append((os.path.getsize(item[0]), index))
+        except OSError:
+            sizes.append((0, index))
+    sizes.sort(key=lambda pair: (-pair[0], pair[1]))
+    share = max(1, sum(size for size, _ in sizes) // (32 * jobs))
+    batches, batch, held = [], [], 0
+    for size, index in sizes:
+        batch.append((index, items[index]))
+        held += size
+        if held >= share:
+            batches.append(batch)
+            batch, held = [], 0
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> Report:
     """Findings for every ELF file named or found under the paths; with `profiles`, each binary's
     syscall-surface profile too (text output shows it after the findings)."""
@@ -68,7 +96,10 @@ def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> R
         import multiprocessing
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_work, items, chunksize=max(1, len(items) // (jobs * 16))))
+            results = [None] * len(items)
+            for batch in pool.map(_work_batch, _batches(items, jobs)):
+                for index, result in batch:
+                    results[index] = result
     else:
         results = [_work(item) for item in items]
     summaries, shared = [], []
