@@ -486,3 +486,62 @@ def text_sections(path: str):
             return out, layout.relocations(_SymbolNames(layout, layout.by_name.get(".dynsym")))
     except Corrupt as exc:
         raise NotElf(f"corrupt ELF: {exc}") from None
+
+
+RELATIVE_TYPES = {"x86-64": 8, "aarch64": 1027}  # R_X86_64_RELATIVE, R_AARCH64_RELATIVE
+
+
+def relative_addends(path: str, machine: str) -> dict:
+    """Slot address → the address a R_*_RELATIVE relocation stores there (a PIE's GOT entry for one
+    of its own functions). Read only when a question needs it: a large PIE holds ~200,000."""
+    kind = RELATIVE_TYPES.get(machine)
+    if kind is None:
+        return {}
+    try:
+        with _open(path) as (layout, _):
+            sec = layout.by_name.get(".rela.dyn")
+            if sec is None or layout.bits != 64:
+                return {}
+            data = layout.data(sec)
+    except Corrupt:
+        return {}
+    rows = struct.Struct(layout.e + "QQq")
+    usable = len(data) - len(data) % rows.size
+    if vector.ENABLED:  # three arrays, not a dict of ~200,000 Python ints
+        np = vector.np
+        table = np.frombuffer(data[:usable], dtype=np.dtype([("offset", layout.e + "u8"), ("info", layout.e + "u8"),
+                                                              ("addend", layout.e + "i8")]))
+        table = table[table["info"] == kind]
+        order = np.argsort(table["offset"], kind="stable")
+        return _SortedSlots(table["offset"][order], table["addend"][order])
+    return {offset: addend for offset, info, addend in rows.iter_unpack(data[:usable]) if info == kind}
+
+
+class _SortedSlots:
+    """slot → address, answered by a binary search over sorted arrays (a dict's `get`)."""
+
+    def __init__(self, offsets, addends):
+        self._offsets, self._addends = offsets, addends
+
+    def found(self, slots) -> list:
+        """The addresses held by those of `slots` (an int64 array) that have a relocation."""
+        if not len(self._offsets):
+            return []
+        at = self._offsets.searchsorted(slots)
+        at[at == len(self._offsets)] = 0
+        return self._addends[at][self._offsets[at] == slots].tolist()
+
+    def holds(self, slots, keys):
+        """For each slot (an int64 array): does its relocation hold one of the sorted `keys`?"""
+        np = vector.np
+        if not len(self._offsets):
+            return np.zeros(len(slots), dtype=bool)
+        at = self._offsets.searchsorted(slots)
+        at[at == len(self._offsets)] = 0
+        return (self._offsets[at] == slots) & vector._member(self._addends[at], keys)
+
+    def get(self, slot, default=None):
+        at = int(self._offsets.searchsorted(slot))
+        if at < len(self._offsets) and int(self._offsets[at]) == slot:
+            return int(self._addends[at])
+        return default

@@ -76,6 +76,12 @@ def audit(info, settings, path: str):
                          function=m.function.name, library=dispatch[0], accepts=m.via(m.first),
                          spawns=m.via(m.second))
                     continue
+                if m.pointer:
+                    emit(code, "medium", f"call sites in one loop, {m.pointer} (depth ≤ {spec.indirect_depth})",
+                         c["accepts"] + spawners, f"{code} {m.function.name} pointer", variant="pointer",
+                         function=m.function.name, start=hex(m.start), end=hex(m.end), accepts=m.via(m.first),
+                         spawns=m.via(m.second))
+                    continue
                 emit(code, "high", f"call sites in one loop, through direct calls (depth ≤ {spec.depth})",
                      c["accepts"] + spawners, f"{code} {m.function.name}", function=m.function.name,
                      start=hex(m.start), end=hex(m.end), accepts=m.via(m.first), spawns=m.via(m.second))

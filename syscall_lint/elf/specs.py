@@ -20,7 +20,7 @@ import functools
 from syscall_lint.elf.paths import PathSpec
 
 SCOPES = ("loop", "function")
-KEYS = {"first", "second", "scope", "depth", "ordered", "without", "without_depth", "not_in_loop", "serving", "max_callers", "second_depth", "library_loop"}
+KEYS = {"first", "second", "scope", "depth", "ordered", "without", "without_depth", "not_in_loop", "serving", "max_callers", "second_depth", "library_loop", "indirect_depth"}
 
 
 def group(names: list, where: str) -> frozenset:
@@ -54,7 +54,8 @@ def parse(code: str, table: dict) -> PathSpec:
                     without_depth=int(table.get("without_depth", depth)),
                     not_in_loop=group(table.get("not_in_loop", []), where),
                     serving=group(table.get("serving", []), where), max_callers=int(table.get("max_callers", 0)),
-                    second_depth=int(table.get("second_depth", 0)), library_loop=bool(table.get("library_loop", False)))
+                    second_depth=int(table.get("second_depth", 0)), library_loop=bool(table.get("library_loop", False)),
+                    indirect_depth=int(table.get("indirect_depth", 0)))
 
 
 @functools.lru_cache(maxsize=1)
