@@ -13,11 +13,9 @@ from pathlib import PurePath
 
 from syscall_lint import __version__
 from syscall_lint.config import ConfigError
+from syscall_lint.discover import nearest_project_root
 from syscall_lint.durable import write_atomic
 from syscall_lint.inputs import InputRefused, read_regular
-
-
-PROJECT_MARKERS = ("pyproject.toml", ".git", "setup.cfg", "setup.py")
 
 
 def project_root(baseline_path: str) -> str:
@@ -25,14 +23,7 @@ def project_root(baseline_path: str) -> str:
     a project marker, else the baseline's own folder. Paths are stored relative to it, so
     `check w.py`, `check ./w.py` and `check /abs/w.py` agree, from any working directory."""
     start = os.path.dirname(os.path.abspath(baseline_path))
-    folder = start
-    while True:
-        if any(os.path.exists(os.path.join(folder, marker)) for marker in PROJECT_MARKERS):
-            return folder
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return start
-        folder = parent
+    return nearest_project_root(start) or start
 
 
 def _stored_path(path: str, root: str) -> str:

@@ -21,8 +21,8 @@ DEFAULT_EXCLUDE = (
     ".ruff_cache", ".syscall_lint_cache", "site-packages",
 )
 LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
-BOOL_KEYS = ("root", "strict", "force-exclude")
-KNOWN_KEYS = set(LIST_KEYS) | set(BOOL_KEYS) | {"per-file-ignores"}
+BOOL_KEYS = ("root", "strict", "force-exclude", "follow-imports")
+KNOWN_KEYS = set(LIST_KEYS) | set(BOOL_KEYS) | {"per-file-ignores", "src"}
 OPTION_MAXIMUM = 1e12  # thresholds are counts, sizes and rates; past this a value is a typo (or inf/nan)
 
 
@@ -41,6 +41,8 @@ class Settings:
     origin: str = "<defaults>"
     strict: bool = False  # parse every file, so syntax errors surface even where no rule could match
     force_exclude: bool = False  # apply exclude to paths named on the command line too (pre-commit)
+    src: tuple = ()  # extra folders the project's absolute imports resolve under (absolute paths)
+    follow_imports: bool = True  # summarise the project modules a file imports (python/project.py)
 
     def enabled(self, code: str, path: str | None = None) -> bool:
         if code not in self.select or _matches_codes(code, self.ignore):
@@ -100,7 +102,8 @@ class Settings:
 
     def fingerprint(self) -> str:
         return json.dumps(
-            [sorted(self.select), sorted(self.ignore), self.per_file_ignores, self.options],
+            [sorted(self.select), sorted(self.ignore), self.per_file_ignores, self.options, self.src,
+             self.follow_imports],
             sort_keys=True, default=str,
         )
 
@@ -164,10 +167,15 @@ def parse_table(table: dict, origin: str, base: Path) -> Settings:
         if not isinstance(codes, list):
             raise ConfigError(f"{origin}: per-file-ignores.{pattern}: expected a list of codes")
         per_file.append((pattern, tuple(sorted(expand(codes, origin, f"per-file-ignores.{pattern}")))))
+    src = table.get("src", [])
+    if not (isinstance(src, list) and all(isinstance(v, str) and v.strip() for v in src)):
+        raise ConfigError(f"{origin}: src: expected a list of folder names")
     exclude = tuple(table["exclude"]) if "exclude" in table else DEFAULT_EXCLUDE
     exclude += tuple(table.get("extend-exclude", ()))
     return Settings(frozenset(select), frozenset(ignore), tuple(per_file), exclude, options, base, origin,
-                    strict=table.get("strict", False), force_exclude=table.get("force-exclude", False))
+                    strict=table.get("strict", False), force_exclude=table.get("force-exclude", False),
+                    src=tuple(os.path.abspath(os.path.join(str(base), v)) for v in src),
+                    follow_imports=table.get("follow-imports", True))
 
 
 # A configuration file is a few hundred bytes; anything past this is not one (or is /dev/zero).

@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from syscall_lint.findings import InputError
+
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+THIRD_PARTY_DIRS = frozenset({"site-packages", "dist-packages"})
+MAX_MARKER_DEPTH = 32  # folders walked up looking for a project marker
+
+
+def nearest_project_root(start: str) -> Optional[str]:
+    """The nearest folder at or above `start` holding a project marker; None past a site-packages
+    folder (installed code belongs to no project of ours) or after MAX_MARKER_DEPTH folders."""
+    directory = os.path.abspath(start)
+    for _ in range(MAX_MARKER_DEPTH):
+        if os.path.basename(directory) in THIRD_PARTY_DIRS:
+            return None
+        if any(os.path.exists(os.path.join(directory, m)) for m in PROJECT_MARKERS):
+            return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+    return None
 
 
 def walk(arg: str, want: Callable[[str], bool], excluded: Callable[[str], bool]) -> Iterator:

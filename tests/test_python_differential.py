@@ -111,3 +111,27 @@ def test_gated_and_full_runs_agree_on_generated_programs(imports, binding, separ
 @pytest.mark.parametrize("text", ["def f(:\n", "x = 1\n" * 3 + "os.replace(\n", "\u2028import os\nos.replace(a, b)\n"])
 def test_an_error_on_one_side_only_is_a_difference(text):
     assert outcome(text, True) == outcome(text, False)
+
+
+def test_gated_and_full_runs_agree_with_imports_followed():
+    """A file's project imports add names the gate must judge as what they stand for (an imported
+    spawn helper as a Thread, a wrapper as a rename): gated and full runs still agree."""
+    from conftest import FIXTURES
+
+    from syscall_lint.python import project
+
+    root = FIXTURES / "python_project"
+    settings_ = parse_table({"src": ["lib"]}, "<test>", root)
+    reported = set()
+    for path in sorted(root.rglob("*.py")):
+        text = decode(path.read_bytes())
+        view = project.view_for(str(path), text, settings_.src)
+        results = []
+        for gate in (True, False):
+            found = analyze(text, str(path), settings_, gate=gate, view=view)
+            results.append(sorted((f.line, f.column, f.code, f.message) for f in found))
+        assert results[0] == results[1], path
+        if results[0]:
+            reported.add(path.name)
+    # the files asked for in the fixture project (findings through imports) and the mixins module
+    assert reported == {"records.py", "serve.py", "queue_writer.py", "mixins.py"}

@@ -147,3 +147,37 @@ def test_a_mkstemp_descriptor_wrapped_in_a_file_object_stays_a_temp_file():
     src = ("import os, tempfile\n\ndef dump(path, data, mode='wb'):\n    fd, fn = tempfile.mkstemp()\n"
            "    with open(fd, mode) as fp:\n        fp.write(data)\n    os.replace(fn, path)\n")
     assert both(src) == [(7, "SCL101")]
+
+
+def test_a_link_is_a_rename_only_when_its_source_is_removed_after_it():
+    body = ("import os\n\ndef publish(path):\n    tmp = path + '.tmp'\n    with open(tmp, 'w') as f:\n"
+            "        f.write('x')\n    os.link(tmp, path)\n")
+    assert both(body) == []  # two names for one file: nothing was moved
+    assert both(body + "    os.unlink(tmp)\n") == [(7, "SCL101")]
+
+
+def test_a_helper_opening_with_the_callers_mode_is_judged_at_each_call():
+    src = ("import os\n\ndef opener(path, mode):\n    return open(path, mode)\n\n"
+           "def save(p):\n    f = opener(p + '.tmp', 'w')\n    f.write('x')\n    f.close()\n    os.replace(p + '.tmp', p)\n\n"
+           "def load(p):\n    f = opener(p + '.tmp', 'r')\n    f.read()\n    f.close()\n    os.replace(p + '.tmp', p)\n")
+    assert both(src) == [(10, "SCL101")]
+
+
+def test_an_executor_handed_an_unrelated_callable_is_not_a_rename():
+    src = ("import asyncio, os\n\nasync def save(p, data):\n    with open(p + '.tmp', 'w') as f:\n"
+           "        f.write(data)\n    await asyncio.to_thread(print, p + '.tmp', p)\n")
+    assert both(src) == []
+
+
+def test_a_rename_only_windows_runs_asks_for_no_directory_sync():
+    src = ("import os, sys\n\ndef save(p):\n    with open(p + '.tmp', 'w') as f:\n        f.write('x')\n"
+           "        f.flush()\n        os.fsync(f.fileno())\n    if sys.platform == 'win32':\n"
+           "        os.replace(p + '.tmp', p)\n    else:\n        os.rename(p + '.tmp', p)\n")
+    assert both(src) == [(11, "SCL102")]
+
+
+def test_a_process_from_a_multiprocessing_context_per_connection_is_a_fork_per_connection():
+    src = ("import multiprocessing\n\nctx = multiprocessing.get_context('spawn')\n\n"
+           "def serve(listener, handle):\n    while True:\n        conn, _ = listener.accept()\n"
+           "        ctx.Process(target=handle, args=(conn,)).start()\n")
+    assert both(src) == [(8, "SCL302")]

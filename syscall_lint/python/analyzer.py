@@ -78,14 +78,14 @@ def _modules(text: str, enabled: set) -> set:
     return _plan(text, enabled)[0]
 
 
-def _plan(text: str, enabled: set, screened=None):
+def _plan(text: str, enabled: set, screened=None, view=None):
     """(modules to run, source to give libcst, line map or None for the whole file)."""
     wanted = {m for m, codes in module_codes().items() if codes & enabled}
-    wanted &= prescreen.text_modules(text) if screened is None else screened
+    wanted &= prescreen.text_modules(text, view) if screened is None else screened
     if not wanted:
         return wanted, text, None
     tree = parse_ast(text)
-    names = prescreen.ModuleNames(tree)
+    names = prescreen.ModuleNames(tree, view)
     modules, parts = prescreen.plan(tree, text, names)
     modules &= wanted
     # a rule the `ast` gate has no structural test for runs on the whole file whenever it screens in
@@ -100,10 +100,11 @@ def _plan(text: str, enabled: set, screened=None):
     return modules, source, line_map
 
 
-def run_modules(text: str, modules: set, line_map=None, options=None):
+def run_modules(text: str, modules: set, line_map=None, options=None, view=None):
     """Parse with libcst and run the selected rule modules; yields (Hit, Facts).
 
-    `options` are the rule options in effect (code -> {option: value}, defaults from the catalog)."""
+    `options` are the rule options in effect (code -> {option: value}, defaults from the catalog);
+    `view` what the file's project imports offer (project.ProjectView), or None."""
     import libcst as cst
 
     from syscall_lint.python import facts
@@ -114,8 +115,10 @@ def run_modules(text: str, modules: set, line_map=None, options=None):
         raise too_costly("the code the rules must parse", size, MAX_CST_BYTES)
     try:
         module = cst.parse_module(text)
-        collected = facts.collect(module, line_map, options)
+        collected = facts.collect(module, line_map, options, view)
         hits = [hit for name in sorted(modules) for hit in rules[name]().check(collected)]
+        if hits:
+            collected.positions.resolve()  # here, where a too-deep module becomes a BadInput
     except cst.ParserSyntaxError as exc:
         raise BadInput(f"syntax error at {exc.raw_line}:{exc.raw_column + 1}: {exc.message}") from None
     except Exception as exc:
@@ -137,13 +140,15 @@ def _from_recursion(exc: BaseException) -> bool:
     return False
 
 
-def analyze(text: str, path: str, settings, gate: bool = True, screened=None) -> list:
-    """Findings for one file's text. Raises BadInput for files that cannot be analysed."""
+def analyze(text: str, path: str, settings, gate: bool = True, screened=None, view=None) -> list:
+    """Findings for one file's text. Raises BadInput for files that cannot be analysed.
+
+    `view`: the file's project imports, summarised (project.view_for); None follows none."""
     enabled = settings.enabled_codes(path)
     if path.endswith(".pyi"):
         modules, source, line_map = set(), text, None  # stubs declare, they never run: nothing to judge
     elif gate:
-        modules, source, line_map = _plan(text, enabled, screened)
+        modules, source, line_map = _plan(text, enabled, screened, view)
     else:
         modules, source, line_map = set(registry()), text, None
     lines = source_lines(text)
@@ -151,7 +156,7 @@ def analyze(text: str, path: str, settings, gate: bool = True, screened=None) ->
     suppressions = Suppressions(text)
     seen = set()
     if modules:
-        for hit, collected in run_modules(source, modules, line_map, settings.options):
+        for hit, collected in run_modules(source, modules, line_map, settings.options, view):
             if hit.code not in enabled:
                 continue
             line, col, end_line, end_col = collected.position(hit.node)

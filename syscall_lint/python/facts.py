@@ -15,25 +15,9 @@ from typing import Optional
 import libcst as cst
 from libcst.metadata import PositionProvider
 
+from syscall_lint.python.qualnames import canonical
+
 BUILTINS = frozenset(dir(builtins))
-# Modules reached under another name: the OS modules behind `os`, Python 2 names and six's
-# compatibility shims (`from six.moves import socketserver`).
-CANONICAL_MODULES = {
-    "posix": "os", "nt": "os", "SocketServer": "socketserver", "six.moves.socketserver": "socketserver",
-    "six.moves.SocketServer": "socketserver", "BaseHTTPServer": "http.server",
-    "six.moves.BaseHTTPServer": "http.server", "six.moves.http_server": "http.server",
-}
-
-
-def canonical(qual: str) -> str:
-    """`posix.replace` -> `os.replace`, `six.moves.socketserver.X` -> `socketserver.X`."""
-    head = qual
-    while head:
-        mapped = CANONICAL_MODULES.get(head)
-        if mapped is not None:
-            return mapped + qual[len(head):]
-        head = head.rpartition(".")[0]
-    return qual
 
 
 def dotted_name(node: cst.BaseExpression) -> Optional[str]:
@@ -71,6 +55,7 @@ class Scope:
     calls: list = field(default_factory=list)
     loops: list = field(default_factory=list)
     assigns: list = field(default_factory=list)  # (order, [target names], value node)
+    returns: list = field(default_factory=list)  # the values of its `return x` statements, in order
 
 
 @dataclass(eq=False)
@@ -112,8 +97,15 @@ class ClassInfo:
 
 
 class Facts:
-    def __init__(self, module: cst.Module, positions, line_map=None, options=None):
+    def __init__(self, module: cst.Module, positions, line_map=None, options=None, project=None):
+        from syscall_lint.python.project import EMPTY
+
         self.module = module
+        # what the file's project imports offer (project.ProjectView): operations, temp-file
+        # context managers and server classes, by the dotted name the file writes
+        self.project = project if project is not None else EMPTY
+        self.imported_managers: dict = {}  # dotted -> summaries.TempManager, for `with name(...) as f`
+        self.imported_servers: dict = {}  # a base's qualified name (as in ClassInfo.quals) -> SCL301/SCL302
         self.options = options  # code -> {option: value}; None means the catalog's defaults
         self.positions = positions
         self.line_map = line_map  # snippet line -> file line, when libcst saw only parts of the file
@@ -175,6 +167,30 @@ class Facts:
         for cls in self.classes:
             cls.quals = [self.resolve(b) or b for b in cls.bases]
         self._apply_summaries()
+        if self.project:
+            self._apply_project()
+
+    def _apply_project(self) -> None:
+        """Calls of imported project functions take the effect their summary gives them at the call
+        site (a wrapper of os.replace is that rename, a spawn helper starts a thread); `with
+        helper(...) as f` of an imported temp-file context manager is recorded for the rules; an
+        imported base class that serves each connection in a thread/process is noted."""
+        from syscall_lint.python.vocabulary import FILE_SYNCS, FORKERS, RENAMES, THREAD_STARTERS, TEMP_MAKERS
+
+        known = RENAMES | FILE_SYNCS | FORKERS | THREAD_STARTERS | TEMP_MAKERS
+        view = self.project
+        for call in self.calls:
+            if call.dotted is None or call.qual in known:
+                continue
+            operation = view.operations.get(call.dotted)
+            if operation is not None:
+                call.qual = operation
+            elif call.with_node is not None and call.dotted in view.managers:
+                self.imported_managers[call.dotted] = view.managers[call.dotted]
+        for cls in self.classes:
+            for base, qual in zip(cls.bases, cls.quals):
+                if base in view.servers:
+                    self.imported_servers[qual] = view.servers[base]
 
     def _apply_summaries(self) -> None:
         """A call of a module-level function that publishes its two parameters
@@ -182,7 +198,7 @@ class Facts:
         syncs (`def _flush_to_disk(f): ...; os.fsync(f.fileno())`) is a sync there."""
         from syscall_lint.python.vocabulary import FILE_SYNCS, RENAMES
 
-        top = {id(stmt) for stmt in self.module.body if isinstance(stmt, cst.FunctionDef)}
+        top = {id(stmt) for stmt in _module_level_functions(self.module)}
         effects: dict = {}
         for scope in self.scopes:
             if id(scope.node) not in top or scope.name in self.imports or scope.name in effects or any(
@@ -223,9 +239,25 @@ class Facts:
         return aliases
 
 
-class _Collector(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (PositionProvider,)
+def _module_level_functions(module: cst.Module) -> list:
+    """Functions defined at module level, also inside `if`/`try`/`with` blocks (a wrapper defined
+    one way per platform: `if WINDOWS: def atomic_rename(...)` ... `else: def atomic_rename(...)`)."""
+    found, todo = [], list(module.body)
+    while todo:
+        stmt = todo.pop()
+        if isinstance(stmt, cst.FunctionDef):
+            found.append(stmt)
+        elif isinstance(stmt, (cst.If, cst.Try, cst.With, cst.Else, cst.ExceptHandler, cst.Finally)):
+            for block in (getattr(stmt, "body", None), getattr(stmt, "orelse", None),
+                          getattr(stmt, "finalbody", None), *getattr(stmt, "handlers", ())):
+                if isinstance(block, (cst.If, cst.Else, cst.ExceptHandler, cst.Finally)):
+                    todo.append(block)
+                elif isinstance(block, cst.IndentedBlock):
+                    todo.extend(block.body)
+    return found
 
+
+class _Collector(cst.CSTVisitor):
     def __init__(self, facts: Facts):
         super().__init__()
         self.facts = facts
@@ -364,6 +396,10 @@ class _Collector(cst.CSTVisitor):
         if node.asname is not None:
             self._record_assign([node.asname.name], node.item)
 
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is not None:
+            self.scopes[-1].returns.append(node.value)
+
     # calls -----------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -383,10 +419,26 @@ class _Collector(cst.CSTVisitor):
             self.loops[-1].calls.append(call)
 
 
-def collect(module: cst.Module, line_map=None, options=None) -> Facts:
-    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
-    facts = Facts(module, positions, line_map, options)
-    wrapper.visit(_Collector(facts))
+class LazyPositions:
+    """libcst's positions, computed on first use: a codegen pass over the whole module that costs
+    more than the collection itself, and most files that reach libcst have no finding to place."""
+
+    def __init__(self, module: cst.Module):
+        self._module = module
+        self._map = None
+
+    def resolve(self):
+        if self._map is None:
+            wrapper = cst.MetadataWrapper(self._module, unsafe_skip_copy=True)  # same nodes, no copy
+            self._map = wrapper.resolve(PositionProvider)
+        return self._map
+
+    def __getitem__(self, node):
+        return (self._map or self.resolve())[node]
+
+
+def collect(module: cst.Module, line_map=None, options=None, project=None) -> Facts:
+    facts = Facts(module, LazyPositions(module), line_map, options, project)
+    module.visit(_Collector(facts))
     facts.finish()
     return facts

@@ -13,13 +13,18 @@ import ast
 
 from syscall_lint.python.lines import source_lines
 from syscall_lint.python.rulekit import registry
-from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, ALL_TAILS, FILE_SYNC_TAILS, OPEN_TAILS, RENAME_TAILS,
+from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, ALL_TAILS, DELEGATORS, FILE_SYNC_TAILS, OPEN_TAILS, RENAME_TAILS,
                                             RULE_MODULES, SERVER_TAILS, SHARED_TAILS, SPAWNER_TAILS, THREAD_TAILS)
 
 
-def text_modules(text: str) -> set:
-    """The rule families whose own text screen (their declared vocabulary) passes on `text`."""
-    return {name for name, rule in registry().items() if rule.screen(text)}
+def text_modules(text: str, view=None) -> set:
+    """The rule families whose own text screen (their declared vocabulary) passes on `text`, and
+    those the file's project imports can bring in (`view`: a project.ProjectView, whose names stand
+    for words the text need not contain: `spawn(...)` imported from a helper that starts a Thread)."""
+    found = {name for name, rule in registry().items() if rule.screen(text)}
+    if view:
+        found |= view.families() & set(registry())
+    return found
 
 
 def _tail(node):
@@ -31,13 +36,14 @@ def _tail(node):
 
 
 class _Scope:
-    __slots__ = ("tails", "renames", "writes_open", "syncs")
+    __slots__ = ("tails", "renames", "writes_open", "syncs", "returns")
 
     def __init__(self):
         self.tails = set()
         self.renames = False
         self.writes_open = False
         self.syncs = False
+        self.returns = False  # returns a value: may hand a file it opened to its caller
 
 
 _LOOPS = frozenset({ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp})
@@ -128,6 +134,8 @@ class _Walker:
             return _Leave(None)
         elif kind is ast.ClassDef:
             self._class(node)
+        elif kind is ast.Return and node.value is not None:
+            self.scopes[-1].returns = True
         return None
 
     def _leave(self, leave: "_Leave") -> None:
@@ -184,6 +192,11 @@ class _Walker:
                 if bound != name:
                     self.used_binding = True
                     self._call_named(node, bound)
+            if name in _DELEGATOR_TAILS:  # to_thread(os.replace, a, b): the rules see that rename
+                for arg in node.args:
+                    tail = self._name(arg) if isinstance(arg, (ast.Name, ast.Attribute)) else None
+                    if tail in RENAME_TAILS or tail in FILE_SYNC_TAILS:
+                        self._call_named(node, tail)
 
     def _call_named(self, node, name):
         scope = self.scopes[-1]
@@ -205,6 +218,24 @@ class _Walker:
 
 
 _OS_NAMES = frozenset({"os", "posix", "nt"})  # facts.CANONICAL_MODULES: the OS modules are os
+
+
+def _module_level_functions(tree) -> list:
+    """Functions defined at module level, also inside `if`/`try`/`with` blocks (facts summarises a
+    wrapper defined once per platform the same way)."""
+    found, todo = [], list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found.append(node)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
+            todo.extend(getattr(node, "body", []))
+            todo.extend(getattr(node, "orelse", []))
+            todo.extend(getattr(node, "finalbody", []))
+            for handler in getattr(node, "handlers", []):
+                todo.extend(handler.body)
+    return found
+_DELEGATOR_TAILS = frozenset(name.rsplit(".", 1)[-1] for name in DELEGATORS)
 _CONTEXT_MANAGERS = frozenset({"contextmanager", "asynccontextmanager"})
 
 
@@ -235,11 +266,35 @@ def _publishes_params(call: ast.Call, params: list, roots) -> bool:
     return len(params) == 2 and names == params and _rename_candidate(call, roots)
 
 
+_DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+# Leaves with nothing below them that ModuleNames asks about (names stay: a stored name shadows).
+_NAMES_INERT = _INERT - {ast.Name, ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal}
+
+
+def _walk(tree):
+    """ast.walk's breadth-first order without its generators, skipping leaves that hold nothing."""
+    from collections import deque
+
+    todo = deque([tree])
+    popleft, append = todo.popleft, todo.append
+    while todo:
+        node = popleft()
+        yield node
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST) and type(item) not in _NAMES_INERT:
+                        append(item)
+            elif isinstance(value, ast.AST) and type(value) not in _NAMES_INERT:
+                append(value)
+
+
 class ModuleNames:
     """What one walk of the tree tells about names: import aliases (for the gate), import lines and
     builtin-shadowing names (for the snippet's prelude)."""
 
-    def __init__(self, tree):
+    def __init__(self, tree, view=None):
         import builtins
 
         self.aliases: dict = {}
@@ -248,38 +303,44 @@ class ModuleNames:
         self.imports: list = []
         shadowed: set = set()
         file_ops: list = []  # (line, tail) of rename/sync calls: what a wrapper function does
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
+        for node in _walk(tree):
+            kind = type(node)
+            if kind is ast.Call:
                 tail = _tail(node.func)
                 if tail in RENAME_TAILS or tail in FILE_SYNC_TAILS or tail in OPEN_TAILS:
                     file_ops.append((node.lineno, tail, node))
-            if isinstance(node, ast.Import):
+            elif kind is ast.Name:
+                if type(node.ctx) is ast.Store:
+                    shadowed.add(node.id)
+            elif kind is ast.Import:
                 for a in node.names:
                     self.imported.add(a.asname or a.name.split(".")[0])
                     self.imports.append(f"import {a.name}" + (f" as {a.asname}" if a.asname else ""))
                     if a.asname:
                         self.aliases[a.asname] = a.name.rsplit(".", 1)[-1]
-            elif isinstance(node, ast.ImportFrom):
+            elif kind is ast.ImportFrom:
                 for a in node.names:
                     self.imported.add(a.asname or a.name)
                     if a.asname:
                         self.aliases[a.asname] = a.name
                     if node.module and not node.level and a.name != "*":
                         self.imports.append(f"from {node.module} import {a.name}" + (f" as {a.asname}" if a.asname else ""))
-            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                shadowed.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            elif kind in _DEFINITIONS:
                 shadowed.add(node.name)
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                shadowed.add(node.name)
-            elif isinstance(node, ast.arguments):
+            elif kind is ast.ExceptHandler:
+                if node.name:
+                    shadowed.add(node.name)
+            elif kind is ast.arguments:
                 shadowed.update(a.arg for a in (*node.posonlyargs, *node.args, *node.kwonlyargs))
         self.shadowed_builtins = sorted(shadowed & set(dir(builtins)))
         self._bind_module_level(tree)
+        if view:  # names imported from the project stand for what their summaries say (project.py)
+            for name, tails in view.gate_tails().items():
+                self.bound.setdefault(name, set()).update(tails)
         # names a dotted call can resolve through: imports (any form) and module-level bindings
         self.roots = self.imported | set(self.bound)
         if file_ops:  # a module-level function that renames or syncs: calls of it may be summarised
-            for fn in tree.body:
+            for fn in _module_level_functions(tree):
                 if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)][:2]
                     inside = {t for line, t, call in file_ops if fn.lineno <= line <= fn.end_lineno
@@ -333,6 +394,13 @@ def _judge(node, aliases, unbuffered, seen=None, servers=SERVER_TAILS, bound=Non
         if seen.get("in_class") or walker.has_class:  # methods share `self.` files: note what any does
             seen["class_opens"] = seen.get("class_opens", False) or any(s.writes_open for s in walker.all_scopes)
             seen["class_renames"] = seen.get("class_renames", False) or any(s.renames for s in walker.all_scopes)
+    if seen is not None:  # durability follows files from the function (or script) that makes them to another
+        for s in walker.all_scopes:
+            # a file opened by a helper that returns it, or by a script's top-level statement
+            maker = s.writes_open and (s.returns or s is walker.all_scopes[0])
+            if maker or s.renames:
+                key = "opens_renames" if maker and s.renames else "opens" if maker else "renames"
+                seen[key] = True
     if seen is not None:  # SCL501 follows shared objects across functions: gather file-wide
         seen["shared"] = seen.get("shared", False) or walker.shared
         seen["while"] = seen.get("while", False) or walker.while_loops
@@ -408,6 +476,12 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
     class_files = seen.get("class_opens") and seen.get("class_renames")
     if class_files:
         modules.add("durability")
+    if (seen.get("opens") and (seen.get("renames") or seen.get("opens_renames"))) or (
+            seen.get("renames") and seen.get("opens_renames")):
+        # a file made by a helper (or a top-level statement) and renamed elsewhere: helpers that
+        # return the files they open are summarised over the whole file
+        modules.add("durability")
+        seen["binding"] = True
     if "ordering" in modules or seen.get("binding"):
         return modules, None  # whole file: the facts resolve names through module-level bindings
     if class_files:

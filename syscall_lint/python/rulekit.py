@@ -134,3 +134,52 @@ def string_value(node) -> Optional[str]:
 
 def call_label(call) -> str:
     return call.dotted or call.tail or "call"
+
+
+
+def delegated(facts, call):
+    """The call a delegating call makes: `asyncio.to_thread(os.replace, a, b)`,
+    `loop.run_in_executor(None, os.fsync, fd)` and `pool.submit(os.rename, a, b)` run
+    `os.replace(a, b)` and so on. A view of the same call site (its line, scope and order) with the
+    callable's names and only the arguments after it; None when `call` delegates nothing."""
+    from syscall_lint.python.facts import dotted_name
+    from syscall_lint.python.vocabulary import DELEGATORS
+
+    index = DELEGATORS.get(call.qual or "")
+    if index is None and call.receiver is not None and call.qual is None:
+        index = DELEGATORS.get(call.tail)
+    pos = call.positional
+    if index is None or len(pos) <= index:
+        return None
+    func = pos[index].value
+    dotted = dotted_name(func)
+    if dotted is None:
+        return None
+    receiver = func.value if isinstance(func, cst.Attribute) else None
+    view = _delegated_class()(call.node, dotted, dotted.rsplit(".", 1)[-1], receiver, call.scope, call.loop,
+                              call.order, call.targets, facts.resolve(dotted), call.with_node)
+    view.delegated_args = tuple(pos[index + 1:])
+    return view
+
+
+_DELEGATED = None
+
+
+def _delegated_class():
+    global _DELEGATED
+    if _DELEGATED is None:
+        from syscall_lint.python.facts import CallSite
+
+        class DelegatedCallSite(CallSite):
+            """A call site seen as the call it delegates: only the arguments after the callable."""
+            delegated_args: tuple = ()
+
+            @property
+            def positional(self):
+                return list(self.delegated_args)
+
+            def keyword(self, name: str):
+                return None
+
+        _DELEGATED = DelegatedCallSite
+    return _DELEGATED

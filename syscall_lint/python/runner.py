@@ -16,6 +16,7 @@ from syscall_lint.cache import Cache
 from syscall_lint.discover import walk
 from syscall_lint.findings import Finding, InputError
 from syscall_lint.inputs import InputRefused, not_regular_reason, read_regular
+from syscall_lint.python import project
 from syscall_lint.python.analyzer import MAX_BYTES, BadInput, analyze, decode, parse_ast
 from syscall_lint.python.prescreen import text_modules
 from syscall_lint.python.rulekit import module_codes
@@ -51,12 +52,14 @@ class Outcome:
     key: str | None
     found: object  # list of finding dicts | error string
     from_cache: bool = False
+    deps: tuple = ()  # (path, size, mtime_ns) of the project modules whose summaries it used
+    summaries: tuple = ()  # (cache key, summary json) computed by the worker, for the cache file
 
 
-def _screen(text: str, settings, path: str):
+def _screen(text: str, settings, path: str, view=None):
     """The rule modules the text screen keeps, or None when nothing can be reported."""
     enabled = settings.enabled_codes(path)
-    wanted = {m for m, codes in module_codes().items() if codes & enabled} & text_modules(text)
+    wanted = {m for m, codes in module_codes().items() if codes & enabled} & text_modules(text, view)
     if wanted or ("SCL900" in enabled and "noqa" in text):
         return wanted
     return None
@@ -99,28 +102,42 @@ def _work(job: Job) -> Outcome:
     except OSError as exc:
         return Outcome(job.index, path, None, f"cannot read: {exc.strerror or exc}")
     key = Cache.key(data, job.fingerprint)
-    cached = _known.get(key)
-    if cached is not None:
-        return Outcome(job.index, path, key, cached, True)
+    view, deps = project.EMPTY, ()
     try:
         # every file is decoded (bad bytes, NUL bytes, bad coding cookies are always reported);
         # only files a rule could report on are parsed, unless strict mode asks for every file
         text = decode(data)
-        screened = _screen(text, settings, path)
+        if getattr(settings, "follow_imports", True):
+            view = project.view_for(path, text, getattr(settings, "src", ()))
+            if view.consumed:  # the result also depends on the summaries of what it imports
+                key = Cache.key(data, job.fingerprint + "|" + view.key())
+                deps = tuple((p, size, mtime) for p, (_, size, mtime) in sorted(view.consumed.items()))
+        cached = _known.get(key)
+        if cached is not None:
+            return Outcome(job.index, path, key, cached, True, deps, _fresh_summaries())
+        screened = _screen(text, settings, path, view)
         if screened is None:
             if job.strict:
                 parse_ast(text)
-            return Outcome(job.index, path, key, [])
+            return Outcome(job.index, path, key, [], False, deps, _fresh_summaries())
         _done += 1
         if _done % 8 == 0:  # only parsed files make garbage worth collecting
             gc.collect()
-        return Outcome(job.index, path, key, [f.__dict__ for f in analyze(text, path, settings, screened=screened)])
+        found = [f.__dict__ for f in analyze(text, path, settings, screened=screened, view=view)]
+        return Outcome(job.index, path, key, found, False, deps, _fresh_summaries())
     except BadInput as exc:
-        return Outcome(job.index, path, key, str(exc))
+        return Outcome(job.index, path, key, str(exc), False, deps, _fresh_summaries())
     except MemoryError:
         return Outcome(job.index, path, None, f"too costly to analyse (ran out of memory{_limit_note()})")
     except Exception as exc:  # a bug of ours must not hide the rest of the run
         return Outcome(job.index, path, None, f"internal error while analysing: {_describe(exc)}")
+
+
+def _fresh_summaries() -> tuple:
+    """The summaries this process computed since the last call (sent back to be cached)."""
+    idx = project.index()
+    fresh, idx.fresh = tuple(idx.fresh.items()), {}
+    return fresh
 
 
 def _describe(exc: BaseException) -> str:
@@ -141,6 +158,7 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
     report = Report(sources={"python"})
     cache = Cache(cache_dir)
     fingerprints: dict = {}
+    dep_stats: dict = {}  # a project module's path -> (size, mtime_ns) now, or None (stat once per run)
     todo: list = []
     stats: dict = {}
     outcomes: list = []
@@ -170,10 +188,10 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
             fp = _result_fingerprint(fingerprints, settings, item, strict_here)
             index = len(stats)
             stats[index] = (st, fp)
-            key = cache.key_from_stat(item, st, fp)
+            key = cache.key_from_stat(item, st, fp, dep_stats)
             cached = cache.get(key) if key else None
             if cached is not None:
-                outcomes.append(Outcome(index, item, key, cached, True))
+                outcomes.append(Outcome(index, item, key, cached, True, cache.deps_of(item)))
                 continue
             todo.append(Job(index, item, settings, fp, strict_here))
         if walked == 0 and os.path.isdir(arg):
@@ -181,6 +199,7 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
     todo.sort(key=lambda job: -stats[job.index][0].st_size)  # biggest first balances the workers
     jobs = jobs or os.cpu_count() or 1
     _known = cache.entries
+    project.reset(cache.summaries, keep=bool(cache_dir))  # inherited by forked workers, as _known
     try:
         if jobs > 1 and len(todo) >= PARALLEL_MIN_FILES:
             outcomes.extend(_in_pools(todo, jobs))
@@ -192,17 +211,20 @@ def check(paths, resolver, jobs: int | None = None, cache_dir: str | None = None
                 gc.enable()
     finally:
         _known = {}
+        project.reset()
     outcomes.sort(key=lambda o: o.index)
     for outcome in outcomes:
         st, fp = stats[outcome.index]
         path, key, found = outcome.path, outcome.key, outcome.found
         if isinstance(found, str):
             report.errors.append(InputError(path, found))
+            cache.add_summaries(outcome.summaries)
             if key is not None:
-                cache.put(path, st, fp, key, found)
+                cache.put(path, st, fp, key, found, outcome.deps)
             continue
+        cache.add_summaries(outcome.summaries)
         report.findings.extend(Finding(**dict(f, path=path)) for f in found)
-        cache.put(path, st, fp, key, found)
+        cache.put(path, st, fp, key, found, outcome.deps)
     cache.save()
     return report
 

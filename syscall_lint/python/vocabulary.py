@@ -11,10 +11,16 @@ def tails(*qualified_sets) -> frozenset:
 
 
 # Files: opening for writing, writing, syncing, publishing under another name.
-OPENERS = frozenset({"builtins.open", "io.open", "codecs.open", "os.fdopen", "io.FileIO"})
+OPENERS = frozenset({"builtins.open", "io.open", "codecs.open", "os.fdopen", "io.FileIO", "aiofiles.open"})
 TEMP_MAKERS = frozenset({"tempfile.NamedTemporaryFile", "tempfile.mkstemp"})
 PATH_WRITERS = frozenset({"write_text", "write_bytes"})  # Path methods (receiver unresolved)
 RENAMES = frozenset({"os.rename", "os.replace", "os.renames", "shutil.move"})
+# A hard link publishes a file like a rename when its source name is removed after it.
+LINKS = frozenset({"os.link"})
+REMOVES = frozenset({"os.remove", "os.unlink"})
+# Calls that run a callable they are given (`to_thread(os.replace, a, b)`): the callable's call.
+# qualified name or method tail -> index of the callable among the positional arguments
+DELEGATORS = {"asyncio.to_thread": 0, "run_in_executor": 1, "submit": 0}
 FILE_SYNCS = frozenset({"os.fsync", "os.fdatasync"})
 DUMPERS = frozenset({"json.dump", "pickle.dump", "marshal.dump", "yaml.dump", "yaml.safe_dump", "toml.dump",
                      "tomli_w.dump", "shutil.copyfileobj", "csv.writer", "plistlib.dump"})
@@ -27,11 +33,20 @@ THREADING_SERVERS = frozenset({
 FORKING_SERVERS = frozenset({
     "socketserver.ForkingMixIn", "socketserver.ForkingTCPServer", "socketserver.ForkingUnixStreamServer",
 })
+# Servers whose requests are datagrams (no accepted connection: SCL301/SCL302 do not apply) and the
+# stream servers whose get_request() accepts a connection.
+DATAGRAM_SERVERS = frozenset({"socketserver.UDPServer", "socketserver.UnixDatagramServer",
+                              "socketserver.ThreadingUDPServer", "socketserver.ForkingUDPServer",
+                              "socketserver.ThreadingUnixDatagramServer"})
+STREAM_SERVERS = frozenset({"socketserver.TCPServer", "socketserver.UnixStreamServer", "http.server.HTTPServer",
+                            "xmlrpc.server.SimpleXMLRPCServer", "wsgiref.simple_server.WSGIServer"})
 THREAD_POOLS = frozenset({"concurrent.futures.ThreadPoolExecutor", "concurrent.futures.thread.ThreadPoolExecutor",
                           "multiprocessing.pool.ThreadPool"})
 THREAD_STARTERS = frozenset({"threading.Thread", "_thread.start_new_thread", "_thread.start_new",
                              "threading._start_new_thread"})
 FORKERS = frozenset({"os.fork", "os.forkpty", "multiprocessing.Process", "multiprocessing.context.Process"})
+# A multiprocessing context (`ctx = multiprocessing.get_context("fork")`): its `.Process` forks.
+MP_CONTEXTS = frozenset({"multiprocessing.get_context", "multiprocessing.context.get_context"})
 RAW_FORKS = frozenset({"os.fork", "os.forkpty"})
 # Methods a server framework calls once per accepted connection (asyncore, socketserver, pyftpdlib).
 ACCEPT_CALLBACKS = frozenset({"handle_accepted", "handle_accept", "on_accepted", "process_request",
@@ -53,7 +68,7 @@ PROTOCOL_TAILS = frozenset({"acquire", "release", "wait", "wait_for", "notify", 
                             "is_set"})
 
 # What the `ast` gate matches (last name components of the sets above).
-RENAME_TAILS = tails(RENAMES)
+RENAME_TAILS = tails(RENAMES, LINKS)
 OPEN_TAILS = tails(OPENERS, TEMP_MAKERS) | PATH_WRITERS
 FILE_SYNC_TAILS = tails(FILE_SYNCS)
 SERVER_TAILS = tails(THREADING_SERVERS, FORKING_SERVERS)

@@ -6,8 +6,9 @@ import re
 from typing import TYPE_CHECKING
 
 from syscall_lint.python.rulekit import Hit, Rule, cst, call_label
-from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, FORKERS, FORKING_SERVERS, RAW_FORKS, THREAD_POOLS,
-                                            THREAD_STARTERS, THREADING_SERVERS)
+from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, DATAGRAM_SERVERS, FORKERS, FORKING_SERVERS, MP_CONTEXTS,
+                                            RAW_FORKS, STREAM_SERVERS, THREAD_POOLS, THREAD_STARTERS,
+                                            THREADING_SERVERS)
 
 if TYPE_CHECKING:
     from syscall_lint.python.facts import Facts
@@ -52,9 +53,12 @@ def _server_kind(qual: str, local: dict) -> str | None:
 
 def _check(facts: Facts):
     # Classes built on the threading/forking servers, including subclasses of local such classes.
-    local: dict[str, str] = {}
+    local: dict[str, str] = dict(facts.imported_servers)  # bases imported from the project (project.py)
     overrides = {id(s.cls) for s in facts.scopes if s.cls is not None and s.name == "process_request"}
+    program = _Program(facts)
     for cls in facts.classes:
+        if any(q in DATAGRAM_SERVERS for q in cls.quals):
+            continue  # a thread or process per datagram: no connection is held
         kinds = [_server_kind(q, local) for q in cls.quals]
         kind = next((k for k in kinds if k), None)
         if kind and id(cls) in overrides:
@@ -63,6 +67,12 @@ def _check(facts: Facts):
             local[cls.name] = kind
             base = next(q for q, k in zip(cls.quals, kinds) if k)
             yield Hit(kind, cls.node.name, {"cls": cls.name, "base": base.rsplit(".", 1)[-1]}, variant="class")
+            continue
+        found = _local_mixin(program, cls)
+        if found is not None:
+            kind, mixin = found
+            local[cls.name] = kind
+            yield Hit(kind, cls.node.name, {"cls": cls.name, "base": mixin}, variant="class")
     for call in facts.calls:
         kind = _server_kind(call.qual or "", {}) if call.qual else None
         if kind and not call.qual.endswith("MixIn"):
@@ -75,9 +85,11 @@ def _check(facts: Facts):
                 continue
             accepted = _accepted_names(facts, scope)
             for call in loop.calls:
-                if call.qual in THREAD_STARTERS:
+                kind = _spawn_kind(call, program.contexts)
+                if kind == "SCL301":
                     yield Hit("SCL301", call.node, {"call": call_label(call)})
-                elif call.qual in FORKERS and not _closed_before(facts, loop, accepted, call):
+                elif (kind == "SCL302" and not _closed_before(facts, loop, accepted, call)
+                      and not _child_ignores(facts, scope, accepted, call)):
                     yield Hit("SCL302", call.node, {"call": call_label(call)})
 
     yield from _spawns_on_accept_path(facts)
@@ -107,6 +119,25 @@ def _accepted_names(facts: Facts, scope) -> set:
     return names
 
 
+def _child_ignores(facts: Facts, scope, accepted: set, fork) -> bool:
+    """`pid = os.fork()` whose child branch (`if pid == 0:`) never touches the accepted connection:
+    the child does other work (a fork-on-request service), it does not serve this client."""
+    if fork.qual not in RAW_FORKS or len(fork.targets) != 1 or not accepted:
+        return False
+    pid = fork.targets[0]
+    children = []
+
+    class _ChildBranch(cst.CSTVisitor):
+        def visit_If(self, node):
+            test = facts.code(node.test).replace(" ", "")
+            if test in (f"{pid}==0", f"not{pid}", f"0=={pid}"):
+                children.append(node.body)
+
+    scope.node.visit(_ChildBranch())
+    return bool(children) and not any(
+        re.search(rf"\b{re.escape(name)}\b", facts.code(body)) for body in children for name in accepted)
+
+
 def _closed_before(facts: Facts, loop, accepted: set, fork) -> bool:
     """The parent closed the accepted connection before forking: the child cannot serve that
     client (a fork server that only receives fds over it, as multiprocessing's forkserver does)."""
@@ -114,12 +145,54 @@ def _closed_before(facts: Facts, loop, accepted: set, fork) -> bool:
                and facts.key(c.receiver) in accepted for c in loop.calls)
 
 
-def _spawn_kind(call) -> str | None:
+def _spawn_kind(call, contexts=frozenset()) -> str | None:
     if call.qual in THREAD_STARTERS:
         return "SCL301"
     if call.qual in FORKERS:
         return "SCL302"
+    if call.tail == "Process" and call.receiver is not None and contexts:
+        # ctx.Process(...) on a multiprocessing context (`self._ctx = multiprocessing.get_context()`)
+        receiver = call.receiver
+        if isinstance(receiver, cst.Call):
+            return "SCL302" if id(receiver) in contexts else None
+        name = _dotted(receiver)
+        if name is not None and (name in contexts or name.split(".", 1)[-1] in contexts):
+            return "SCL302"
     return None
+
+
+def _dotted(node):
+    from syscall_lint.python.facts import dotted_name
+
+    return dotted_name(node)
+
+
+def _contexts(facts: Facts) -> frozenset:
+    """Names bound to a multiprocessing context (`ctx = mp.get_context("fork")`, also a class
+    attribute read as `self._ctx`), and the ids of the get_context calls (`get_context().Process`)."""
+    names = set()
+    for call in facts.calls:
+        if call.qual in MP_CONTEXTS:
+            names.update(call.targets)
+            names.add(id(call.node))
+    return frozenset(names)
+
+
+def _local_mixin(program: "_Program", cls):
+    """(kind, mixin name) for a stream server that gets its per-request thread or process from a
+    base class of this module (`class ThreadingTCPServer(ThreadingMixIn, TCPServer)` where both are
+    defined here): the inherited process_request spawns, and get_request accepts a connection."""
+    methods = program.effective(cls)
+    dispatch = methods.get("process_request")
+    if dispatch is None or dispatch.cls is cls:
+        return None
+    found = program.spawn_in(dispatch, methods)
+    if found is None:
+        return None
+    accepting = methods.get("get_request")
+    stream = (accepting is not None and bool(_accept_calls(accepting))) or any(
+        q in STREAM_SERVERS for base in program.bases(cls) for q in base.quals)
+    return (found[0], dispatch.cls.name) if stream else None
 
 
 class _Program:
@@ -134,6 +207,18 @@ class _Program:
             if scope.cls is not None and isinstance(scope.node, cst.FunctionDef):
                 self.methods.setdefault(id(scope.cls), {}).setdefault(scope.name, scope)
         self.by_name = {c.name: c for c in facts.classes}
+        self.contexts = _contexts(facts)
+
+    def bases(self, cls) -> list:
+        """The class and its local bases (breadth first)."""
+        seen: list = []
+        todo = [cls]
+        while todo and len(seen) < 30:
+            current = todo.pop(0)
+            if current not in seen:
+                seen.append(current)
+                todo.extend(self.by_name[b] for b in current.bases if b in self.by_name)
+        return seen
 
     def effective(self, cls) -> dict:
         out: dict = {}
@@ -165,7 +250,7 @@ class _Program:
         for call in scope.calls:
             if call.order <= after:
                 continue
-            kind = _spawn_kind(call)
+            kind = _spawn_kind(call, self.contexts)
             if kind:
                 return kind, call
             inner = self.callee(call, methods)
@@ -197,13 +282,14 @@ def _spawns_on_accept_path(facts: Facts):
             if accepts:
                 for accept in accepts:
                     if accept.loop is not None:  # serve loop: what the loop calls after the accept
-                        calls = [c for c in accept.loop.calls if c.order > accept.order and not _spawn_kind(c)]
+                        calls = [c for c in accept.loop.calls
+                                 if c.order > accept.order and not _spawn_kind(c, program.contexts)]
                     elif name in called_in_loops or name in ACCEPT_CALLBACKS:
                         calls = [c for c in scope.calls if c.order > accept.order]
                     else:
                         continue
                     for call in calls:
-                        kind = _spawn_kind(call)
+                        kind = _spawn_kind(call, program.contexts)
                         inner = None if kind else program.callee(call, methods)
                         found = (kind, call) if kind else (
                             program.spawn_in(inner, methods, 1) if inner is not None else None)

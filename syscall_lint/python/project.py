@@ -1,0 +1,787 @@
+"""Following a file's imports into the project: find the modules, summarise them, bind the names.
+
+A file asked for imports `pkg.util`, `from .work import start`, `from . import fs`: those resolve
+to files under the project (the file's own package tree, the project root found by its markers and
+its `src/`, and the `src` setting), which are read through inputs.py and summarised from `ast`
+(summaries.py) — only summarised, never reported on. Third-party packages are not followed: a
+file inside package `p` follows only `p.*`, relative imports and modules under the project's roots.
+
+Everything is bounded: modules per file, chain depth (re-exports, base classes), bytes per module,
+summaries per process; a module that cannot be read or parsed has an empty summary (and no error:
+errors are for the files asked for).
+
+`ProjectView` is what one analysed file sees: which dotted names (as written in it) stand for a
+known operation, a temp-file context manager or a server class, and the digests of the summaries
+it consumed (the result cache keys the file on them).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+
+from syscall_lint.discover import MAX_MARKER_DEPTH, THIRD_PARTY_DIRS, nearest_project_root
+from syscall_lint.inputs import InputRefused, read_regular
+from syscall_lint.python.qualnames import canonical
+from syscall_lint.python.summaries import (SUMMARY_FORMAT, ClassSummary, FunctionSummary, ModuleSummary,
+                                           TempManager)
+from syscall_lint.python.vocabulary import (DUMPERS, FILE_SYNCS, FORKERS, FORKING_SERVERS, RENAMES, THREAD_STARTERS,
+                                            THREADING_SERVERS)
+
+MAX_IMPORTS_PER_FILE = 200  # project modules one analysed file may pull in (directly)
+MAX_DEPTH = 4  # re-export and base-class chains followed across modules
+MAX_SUMMARY_BYTES = 2 * 1024 * 1024  # a bigger module is not summarised (as analyzer.MAX_PARSE_BYTES)
+MAX_MODULES = 20_000  # summaries one process keeps; past it, further modules are not followed
+# What makes a module (or one function of it) worth parsing: a rename/link of two names or one
+# passed as a value (`retry(...)(os.replace)`), a sync, a spawn, a temp file, an accept, a server
+# base or dispatch, a context manager. Anything else has nothing to offer the rules, and its
+# imports and class bases are read from the text alone.
+_WORTH_LITERALS = (
+    "contextmanager", "process_request", ".accept()", "fsync(", "fdatasync(", "Thread(", "fork(", "Process(",
+    "start_new_thread(", "start_new(", "NamedTemporaryFile(", "mkstemp(", "ThreadingMixIn", "ForkingMixIn",
+    "ThreadingTCPServer", "ForkingTCPServer", "ThreadingUnixStreamServer", "ForkingUnixStreamServer",
+    "ThreadingHTTPServer",
+)
+_TWO_NAMES = re.compile(r"\s*[A-Za-z_][\w.]*\s*,\s*[A-Za-z_][\w.]*\s*[,)]")  # `(src, dst)` after `rename(`
+_AS_VALUE = re.compile(r"[ \t]*(?:[,)]|$)", re.M)  # `retry(...)(os.replace)`, `swap = os.replace`
+_WORTH_FOLLOWED = tuple((word + "(", _TWO_NAMES) for word in ("rename", "replace", "renames", "move", "link")) + \
+    tuple((word, _AS_VALUE) for word in ("rename", "replace", "renames", "move", "fsync", "fdatasync"))
+
+
+def _worth_parsing(text: str) -> bool:
+    """Literal scans (fast) first; a regex only where a word was found, anchored right after it."""
+    if any(word in text for word in _WORTH_LITERALS):
+        return True
+    for word, follow in _WORTH_FOLLOWED:
+        at = text.find(word)
+        while at >= 0:
+            if follow.match(text, at + len(word)):
+                return True
+            at = text.find(word, at + 1)
+    return False
+
+
+_CLASS_LINE = re.compile(r"^class[ \t]+(\w+)[ \t]*\(([^)]*)\)", re.M)
+TEMP_HINTS = ("tmp", "temp", "new", "part", "stag", "swp", "~", "next", "pending", "incoming")
+CONTEXT_MANAGERS = frozenset({"contextmanager", "asynccontextmanager"})
+OPERATION_TAILS = {  # what a summarised call stands for at the call site, for the `ast` gate
+    "os.replace": "replace", "os.rename": "rename", "os.renames": "renames", "shutil.move": "move",
+    "os.fsync": "fsync", "os.fdatasync": "fdatasync", "threading.Thread": "Thread",
+    "multiprocessing.Process": "Process", "tempfile.NamedTemporaryFile": "NamedTemporaryFile",
+    "tempfile.mkstemp": "mkstemp",
+}
+DURABILITY_OPERATIONS = frozenset(RENAMES | FILE_SYNCS | {"tempfile.NamedTemporaryFile", "tempfile.mkstemp"})
+
+_IMPORT_LINE = re.compile(
+    r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))", re.M)
+
+
+# --- where modules are ------------------------------------------------------------------------
+
+def package_of(path: str) -> tuple:
+    """(the folder the file's top-level package lives in, the file's dotted module name)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    stem = name.rsplit(".", 1)[0]
+    parts = [] if stem == "__init__" else [stem]
+    for _ in range(MAX_MARKER_DEPTH):
+        if not os.path.isfile(os.path.join(directory, "__init__.py")):
+            break
+        directory, package = os.path.split(directory)
+        parts.insert(0, package)
+    return directory, ".".join(parts)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one file's absolute imports may resolve: (root folder, allowed top-level names or
+    None for any) pairs, and the file's own module name (for its relative imports)."""
+    roots: tuple
+    module: str
+    is_package: bool
+
+
+def layout_for(path: str, extra_roots=()) -> Layout:
+    package_root, module = package_of(path)
+    top = module.split(".")[0] if module else ""
+    is_package = os.path.basename(path).startswith("__init__.")
+    roots = []
+    nested = module.count(".") > 0 or is_package
+    if nested:
+        roots.append((package_root, frozenset({top})))  # a package follows only itself
+    elif os.path.basename(package_root) not in THIRD_PARTY_DIRS:
+        roots.append((package_root, None))  # a top-level module: its siblings are on sys.path
+    root = nearest_project_root(os.path.dirname(os.path.abspath(path)))
+    if root is not None:
+        roots.append((root, None))
+        if os.path.isdir(os.path.join(root, "src")):
+            roots.append((os.path.join(root, "src"), None))
+    roots.extend((os.path.abspath(r), None) for r in extra_roots)
+    seen, unique = set(), []
+    for r in roots:
+        if r[0] not in seen:
+            seen.add(r[0])
+            unique.append(r)
+    return Layout(tuple(unique), module, is_package)
+
+
+def absolute(module: str, is_package: bool, level: int, name: str) -> str | None:
+    """`from ..x import y` in module `a.b.c` -> `a.x`."""
+    if not level:
+        return name
+    parts = module.split(".") if module else []
+    if not is_package:
+        parts = parts[:-1]
+    if level - 1 > len(parts):
+        return None
+    base = parts[: len(parts) - (level - 1)]
+    return ".".join(base + ([name] if name else [])) or None
+
+
+# --- summaries from ast -----------------------------------------------------------------------
+
+def _dotted(node) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+class _Module:
+    """Name resolution inside one summarised module."""
+
+    def __init__(self, tree: ast.Module, module: str, imports: dict):
+        self.module = module
+        self.imports = imports
+        self.functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.aliases: dict = {}
+
+    def resolve(self, dotted: str | None) -> str | None:
+        if not dotted:
+            return None
+        head, _, rest = dotted.partition(".")
+        base = self.imports.get(head) or self.aliases.get(head)
+        if base is None:
+            return None
+        return canonical(f"{base}.{rest}" if rest else base)
+
+
+def _bind_aliases(tree: ast.Module, names: _Module) -> None:
+    """Module-level names bound to a rename or sync: `replace = retry(...)(os.replace)`,
+    `move = functools.partial(os.rename)`, also inside if/try (the first that resolves wins)."""
+    stack = list(reversed(tree.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value, qual = node.value, None
+            if isinstance(value, (ast.Name, ast.Attribute)):
+                qual = names.resolve(_dotted(value))
+            elif isinstance(value, ast.Call) and value.args and not isinstance(value.args[0], ast.Starred):
+                qual = names.resolve(_dotted(value.args[0]))
+            if qual in RENAMES or qual in FILE_SYNCS:
+                names.aliases.setdefault(node.targets[0].id, qual)
+        stack.extend(reversed([c for c in ast.iter_child_nodes(node) if isinstance(c, ast.stmt)]))
+
+
+def _own_nodes(fn):
+    """The nodes of a function's body, not those of functions or classes defined in it."""
+    stack = list(reversed(fn.body))  # in source order: a name is bound before it is returned
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed([child for child in ast.iter_child_nodes(node)
+                               if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+                                                         ast.Lambda))]))
+
+
+def _is_write_mode(call: ast.Call) -> bool:
+    mode = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "mode"), None)
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and any(c in mode.value for c in "wax+")
+
+
+def _unbuffered(call: ast.Call) -> bool:
+    value = call.args[2] if len(call.args) > 2 else next((k.value for k in call.keywords if k.arg == "buffering"), None)
+    return isinstance(value, ast.Constant) and value.value == 0
+
+
+@dataclass
+class _Draft:
+    """A function summary being built (locals the final record does not keep)."""
+    summary: dict
+    local_calls: set = field(default_factory=set)  # names of this module's functions it calls
+    self_calls: set = field(default_factory=set)  # `self.m()` calls
+
+
+def _function(fn, names: _Module, method: bool) -> _Draft:
+    params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)]
+    if method and params:
+        params = params[1:]
+    out = {"name": fn.name, "params": tuple(params)}
+    draft = _Draft(out)
+    handles: dict = {}  # name -> (buffered, temp-made)
+    fds: set = set()  # descriptors of mkstemp files
+    temp_names: set = set()
+    yields = []
+    unlinks = set()
+    links = []
+    for node in _own_nodes(fn):
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            yields.append(node)
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if isinstance(item.context_expr, ast.Call) and isinstance(item.optional_vars, ast.Name):
+                    _see_opener(item.context_expr, item.optional_vars.id, names, handles, fds)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+            if isinstance(target, ast.Name) and isinstance(value, ast.Call):
+                _see_opener(value, target.id, names, handles, fds)
+                # `result = cast(BinaryIO, f)`: the same file under another name
+                for arg in value.args:
+                    if isinstance(arg, ast.Name) and arg.id in handles:
+                        handles.setdefault(target.id, handles[arg.id])
+            elif isinstance(target, ast.Name) and isinstance(value, ast.Name) and value.id in handles:
+                handles[target.id] = handles[value.id]
+            elif isinstance(target, ast.Name) and isinstance(value, ast.Attribute) and value.attr == "name" \
+                    and isinstance(value.value, ast.Name) and value.value.id in handles:
+                temp_names.add(target.id)
+            elif isinstance(target, ast.Tuple) and len(target.elts) == 2 and isinstance(value, ast.Call) \
+                    and names.resolve(_dotted(value.func)) == "tempfile.mkstemp" \
+                    and all(isinstance(e, ast.Name) for e in target.elts):
+                fds.add(target.elts[0].id)
+                temp_names.add(target.elts[1].id)
+                out.setdefault("_fd_pair", (target.elts[0].id, target.elts[1].id))
+        elif isinstance(node, ast.Return) and node.value is not None:
+            _see_return(node.value, names, handles, temp_names, out)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            qual = names.resolve(_dotted(func))
+            args = [a.id if isinstance(a, ast.Name) else None for a in node.args]
+            if qual in RENAMES and len(params) >= 2 and args[:2] == params[:2]:
+                out["publishes"] = qual
+            elif qual == "os.link" and len(params) >= 2 and args[:2] == params[:2]:
+                links.append(qual)
+            elif qual in ("os.unlink", "os.remove") and args[:1] == params[:1] and params:
+                unlinks.add(args[0])
+            elif qual in FILE_SYNCS:
+                out["syncs"] = qual
+            elif qual in THREAD_STARTERS:
+                out["spawns"] = "thread"
+            elif qual in FORKERS:
+                out["spawns"] = out.get("spawns") or "process"
+            elif qual in DUMPERS:
+                for i, p in enumerate(params):
+                    if p in args:
+                        out.setdefault("writes_params", set()).add(i)
+            if isinstance(func, ast.Attribute):
+                receiver = func.value
+                if func.attr == "accept" and not node.args:
+                    out["accepts"] = True
+                elif func.attr in ("write", "writelines") and isinstance(receiver, ast.Name) and receiver.id in params:
+                    out.setdefault("writes_params", set()).add(params.index(receiver.id))
+                elif isinstance(receiver, ast.Name) and receiver.id == "self" and method:
+                    draft.self_calls.add(func.attr)
+            elif isinstance(func, ast.Name) and func.id in names.functions and qual is None:
+                draft.local_calls.add(func.id)
+    if links and params and params[0] in unlinks:
+        out["publishes"] = "os.replace"  # os.link + os.unlink of the source is a rename
+    if any(_tail(d) in CONTEXT_MANAGERS for d in fn.decorator_list) and len(yields) == 1:
+        value = yields[0].value
+        state = handles.get(value.id) if isinstance(value, ast.Name) else None
+        if state is not None and state[1]:
+            line = yields[0].lineno
+            syncs = any(isinstance(n, ast.Call) and names.resolve(_dotted(n.func)) in FILE_SYNCS and n.lineno > line
+                        for n in _own_nodes(fn))
+            out["manager"] = TempManager(buffered=state[0], syncs_on_exit=syncs)
+            out.pop("temp", None)
+    out.pop("_fd_pair", None)
+    if "writes_params" in out:
+        out["writes_params"] = tuple(sorted(out["writes_params"]))
+    return draft
+
+
+def _tail(decorator) -> str | None:
+    node = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+
+
+def _see_opener(call: ast.Call, target: str, names: _Module, handles: dict, fds: set) -> None:
+    qual = names.resolve(_dotted(call.func)) or ("builtins.open" if _dotted(call.func) == "open" else None)
+    if qual == "tempfile.NamedTemporaryFile":
+        handles[target] = (not _unbuffered(call), True)
+    elif qual == "os.fdopen":
+        fd = call.args[0] if call.args else None
+        temp = isinstance(fd, ast.Name) and fd.id in fds
+        if temp or _is_write_mode(call):
+            handles[target] = (not _unbuffered(call), temp)
+    elif qual in ("builtins.open", "io.open") and _is_write_mode(call):
+        name = ast.unparse(call.args[0]).lower() if call.args else ""
+        handles[target] = (not _unbuffered(call), any(h in name for h in TEMP_HINTS))
+
+
+def _see_return(value, names: _Module, handles: dict, temp_names: set, out: dict) -> None:
+    if isinstance(value, ast.Call):
+        qual = names.resolve(_dotted(value.func))
+        if qual == "tempfile.NamedTemporaryFile":
+            out["temp"] = "handle"
+        elif qual == "tempfile.mkstemp":
+            out["temp"] = "fd_name"
+    elif isinstance(value, ast.Name):
+        if value.id in handles and handles[value.id][1]:
+            out["temp"] = "handle"
+        elif value.id in temp_names:
+            out["temp"] = "name"
+    elif isinstance(value, ast.Tuple) and len(value.elts) == 2 and "_fd_pair" in out:
+        if tuple(getattr(e, "id", None) for e in value.elts) == out["_fd_pair"]:
+            out["temp"] = "fd_name"
+
+
+def _finish(draft: _Draft) -> FunctionSummary:
+    data = dict(draft.summary)
+    return FunctionSummary(**data)
+
+
+def _propagate(drafts: dict, link) -> None:
+    """A function calling a function of the same module (or class) that spawns or syncs does too."""
+    for _ in range(MAX_DEPTH):
+        changed = False
+        for draft in drafts.values():
+            for callee in link(draft):
+                other = drafts.get(callee)
+                if other is None or other is draft:
+                    continue
+                for key in ("spawns", "syncs"):
+                    if other.summary.get(key) and not draft.summary.get(key):
+                        draft.summary[key] = other.summary[key]
+                        changed = True
+        if not changed:
+            return
+
+
+def module_imports(text: str, module: str, is_package: bool) -> dict:
+    """local name -> qualified name for every import in the text (also those inside functions:
+    looser, never wrong for what a module's own functions call)."""
+    out: dict = {}
+    for level, source, names in _imports_in(text):
+        base = absolute(module, is_package, level, source)
+        if base is None:
+            continue
+        if names is None or isinstance(names, str):
+            if names:
+                out[names] = base
+            else:
+                out[base.split(".")[0]] = base.split(".")[0]
+            continue
+        for name, local in names:
+            out[local] = f"{base}.{name}" if base else name
+    return out
+
+
+def _resolve_base(dotted: str, imports: dict, module: str, local_classes) -> str:
+    if dotted in local_classes:
+        return f"{module}.{dotted}"
+    head, _, rest = dotted.partition(".")
+    base = imports.get(head)
+    return canonical(f"{base}.{rest}" if rest else base) if base else dotted
+
+
+def summarise(path: str, module: str, is_package: bool, data: bytes, digest: str) -> ModuleSummary:
+    """The summary of one module's bytes (never raises: a module we cannot read has an empty one)."""
+    from syscall_lint.python.analyzer import BadInput, decode
+
+    try:
+        text = decode(data)
+    except BadInput as exc:
+        return ModuleSummary(module, path, digest, error=str(exc))
+    imports = module_imports(text, module, is_package) if "import" in text else {}
+    if not _worth_parsing(text):
+        # nothing here renames, syncs or spawns: its class bases still matter (a subclass of a
+        # server class imported from elsewhere serves as its base does)
+        found = {m.group(1): m.group(2) for m in _CLASS_LINE.finditer(text)}
+        classes = {}
+        for name, bases in found.items():
+            dotted = [b.strip() for b in bases.split(",") if b.strip() and "=" not in b]
+            quals = tuple(_resolve_base(d, imports, module, found) for d in dotted if _dotted_text(d))
+            if quals:
+                classes[name] = ClassSummary(name, quals)
+        return ModuleSummary(module, path, digest, classes=classes, imports=imports)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        return ModuleSummary(module, path, digest, imports=imports, error=f"cannot parse: {type(exc).__name__}")
+    try:
+        return _summarise_tree(tree, text, path, module, imports, digest)
+    except RecursionError:
+        return ModuleSummary(module, path, digest, imports=imports, error="too deeply nested")
+
+
+def _dotted_text(text: str) -> bool:
+    return all(part.isidentifier() for part in text.split("."))
+
+
+def _drafts(nodes: dict, lines: list, names: _Module, method: bool, link, outside=None) -> dict:
+    """Drafts of the functions whose text can have an effect, and of those that call them
+    (followed through calls in the same module or class; `outside`: the module's functions, by
+    name, when `nodes` are a class's methods)."""
+    outside = outside or {}
+    def segment(fn):
+        first = min([fn.lineno] + [d.lineno for d in fn.decorator_list])
+        return "\n".join(lines[first - 1:fn.end_lineno])
+
+    texts = {name: segment(fn) for name, fn in nodes.items()}
+    drafts = {name: _function(fn, names, method) for name, fn in nodes.items()
+              if _worth_parsing(texts[name])}
+    outer = [name for name, f in outside.items() if f.spawns or f.syncs]
+    for _ in range(MAX_DEPTH):
+        spreading = outer + [name for name, d in drafts.items() if d.summary.get("spawns") or d.summary.get("syncs")]
+        if not spreading:
+            break
+        pattern = re.compile(r"\b(?:%s)\s*\(" % "|".join(map(re.escape, spreading)))
+        more = {name: _function(fn, names, method) for name, fn in nodes.items()
+                if name not in drafts and pattern.search(texts[name])}
+        if not more:
+            break
+        drafts.update(more)
+        outer = []
+    for draft in drafts.values():  # a method calling a module function that spawns or syncs
+        for callee in draft.local_calls:
+            found = outside.get(callee)
+            for key in ("spawns", "syncs"):
+                if found is not None and getattr(found, key) and not draft.summary.get(key):
+                    draft.summary[key] = getattr(found, key)
+    _propagate(drafts, link)
+    return drafts
+
+
+def _summarise_tree(tree, text, path, module, imports, digest) -> ModuleSummary:
+    from syscall_lint.python.lines import source_lines
+
+    lines = source_lines(text)
+    names = _Module(tree, module, imports)
+    _bind_aliases(tree, names)
+    drafts = _drafts(names.functions, lines, names, False, lambda d: d.local_calls)
+    functions = {}
+    for name, draft in drafts.items():
+        summary = _finish(draft)
+        if summary.has_effect():
+            functions[name] = summary
+    classes = {}
+    for name, node in names.classes.items():
+        bases = []
+        for base in node.bases:
+            dotted = _dotted(base)
+            if dotted in names.classes and dotted != name:
+                bases.append(f"{module}.{dotted}")
+            elif dotted:
+                bases.append(names.resolve(dotted) or dotted)
+        members = {m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        methods = _drafts(members, lines, names, True, lambda d: d.self_calls, functions)
+        summaries = {m: _finish(d) for m, d in methods.items()}
+        server, overrides = "", False
+        dispatch = summaries.get("process_request")
+        if "process_request" in members:
+            server = {"thread": "SCL301", "process": "SCL302"}.get(dispatch.spawns if dispatch else "", "")
+            overrides = not server
+        else:
+            for base in bases:
+                if base in THREADING_SERVERS or base in FORKING_SERVERS:
+                    server = "SCL301" if base in THREADING_SERVERS else "SCL302"
+                    break
+                local = classes.get(base[len(module) + 1:]) if base.startswith(module + ".") else None
+                if local is not None and (local.server or local.overrides_dispatch):
+                    server = local.server
+                    break
+        classes[name] = ClassSummary(name, tuple(bases), server, overrides,
+                                     {m: s for m, s in summaries.items() if s.has_effect()})
+    return ModuleSummary(module, path, digest, functions, classes, dict(names.aliases), dict(imports))
+
+
+# --- the per-process index --------------------------------------------------------------------
+
+class Index:
+    """Summaries by content digest (`known` from the cache file, `fresh` computed by this process),
+    module files by (root, module), and file stats: one per process, shared by all files it analyses."""
+
+    def __init__(self, known: dict | None = None, keep: bool = True):
+        self.known = known if known is not None else {}
+        self.keep = keep  # record computed summaries (as JSON) for the cache file
+        self.fresh: dict = {}
+        self.by_path: dict = {}  # path -> (ModuleSummary, (size, mtime_ns)) for this run
+        self.files: dict = {}
+        self.layouts: dict = {}
+
+    def layout(self, path: str, extra_roots=()) -> Layout:
+        key = (os.path.dirname(os.path.abspath(path)), os.path.basename(path).startswith("__init__."),
+               os.path.basename(path), tuple(extra_roots))
+        hit = self.layouts.get(key)
+        if hit is None:
+            hit = self.layouts[key] = layout_for(path, extra_roots)
+        return hit
+
+    def find(self, dotted: str, roots: tuple) -> str | None:
+        parts = dotted.split(".")
+        for root, allowed in roots:
+            if allowed is not None and parts[0] not in allowed:
+                continue
+            key = (root, dotted)  # memoised per root: files in many folders share the project's roots
+            found = self.files.get(key, False)
+            if found is False:
+                found = None
+                if all(p.isidentifier() for p in parts):
+                    base = os.path.join(root, *parts)
+                    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+                        if os.path.isfile(candidate):
+                            found = candidate
+                            break
+                if len(self.files) < MAX_MODULES * 4:
+                    self.files[key] = found
+            if found:
+                return found
+        return None
+
+    def summary(self, path: str, module: str) -> ModuleSummary | None:
+        hit = self.by_path.get(path)
+        if hit is not None:
+            return hit[0]
+        if len(self.by_path) >= MAX_MODULES:
+            return None
+        try:
+            st = os.stat(path)
+            data = read_regular(path, MAX_SUMMARY_BYTES)
+        except (InputRefused, OSError):
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        cache_key = f"{SUMMARY_FORMAT}:{digest}:{module}"
+        cached = self.known.get(cache_key) or self.fresh.get(cache_key)
+        if cached is not None:
+            summary = ModuleSummary.from_json(cached)
+            summary.path = path
+        else:
+            summary = summarise(path, module, os.path.basename(path).startswith("__init__."), data, digest)
+            if self.keep:
+                self.fresh[cache_key] = summary.to_json()
+        self.by_path[path] = (summary, (st.st_size, st.st_mtime_ns))
+        return summary
+
+
+_index: Index | None = None
+
+
+def index() -> Index:
+    global _index
+    if _index is None:
+        _index = Index()
+    return _index
+
+
+def reset(known: dict | None = None, keep: bool = True) -> Index:
+    """A fresh per-process index (a new run; `known` are cached summaries; `keep`: a cache file
+    will store what is computed)."""
+    global _index
+    _index = Index(known, keep)
+    return _index
+
+
+# --- what one analysed file sees --------------------------------------------------------------
+
+@dataclass
+class ProjectView:
+    operations: dict = field(default_factory=dict)  # dotted as written -> qualified operation
+    managers: dict = field(default_factory=dict)  # dotted -> TempManager
+    servers: dict = field(default_factory=dict)  # dotted (a base class as written) -> SCL301 | SCL302
+    consumed: dict = field(default_factory=dict)  # path -> (digest, size, mtime_ns)
+
+    def __bool__(self) -> bool:
+        return bool(self.operations or self.managers or self.servers)
+
+    def key(self) -> str:
+        """What the result cache adds to a file's key: the digests of the summaries it used."""
+        return ",".join(f"{digest}" for _, (digest, _, _) in sorted(self.consumed.items()))
+
+    def families(self) -> set:
+        out = set()
+        if self.managers or any(q in DURABILITY_OPERATIONS for q in self.operations.values()):
+            out.add("durability")
+        if self.servers or any(q in THREAD_STARTERS or q in FORKERS for q in self.operations.values()):
+            out.add("connections")
+        return out
+
+    def gate_tails(self) -> dict:
+        """last name component -> the tails the `ast` gate must judge a call or base of it as."""
+        out: dict = {}
+        for dotted, qual in self.operations.items():
+            out.setdefault(dotted.rsplit(".", 1)[-1], set()).add(OPERATION_TAILS.get(qual, qual.rsplit(".", 1)[-1]))
+        for dotted in self.managers:
+            out.setdefault(dotted.rsplit(".", 1)[-1], set()).add("NamedTemporaryFile")
+        for dotted, kind in self.servers.items():
+            out.setdefault(dotted.rsplit(".", 1)[-1], set()).add("ThreadingMixIn" if kind == "SCL301" else "ForkingMixIn")
+        return out
+
+
+EMPTY = ProjectView()
+
+
+def operation_of(summary: FunctionSummary) -> str | None:
+    """What a call of this function is, at its call site, for the rules."""
+    if summary.publishes:
+        return summary.publishes
+    if summary.spawns:
+        return "threading.Thread" if summary.spawns == "thread" else "multiprocessing.Process"
+    if summary.temp == "handle":
+        return "tempfile.NamedTemporaryFile"
+    if summary.temp == "fd_name":
+        return "tempfile.mkstemp"
+    if summary.syncs:
+        return summary.syncs
+    return None
+
+
+def _imports_in(text: str) -> list:
+    """(level, module, [(name, local)]) for `from` imports and (0, module, local) for plain ones,
+    from the text (cheap: no parse; also sees imports inside functions and strings, which only
+    makes the view looser)."""
+    out = []
+    for match in _IMPORT_LINE.finditer(text):
+        source, names, plain = match.groups()
+        if plain is not None:
+            for item in plain.rstrip("\\ \t").split(","):
+                words = item.split()
+                if len(words) == 1:
+                    out.append((0, words[0], None))
+                elif len(words) == 3 and words[1] == "as":
+                    out.append((0, words[0], words[2]))
+            continue
+        level = len(source) - len(source.lstrip("."))
+        pairs = []
+        for item in names.strip().strip("()").rstrip("\\ \t").replace("\n", " ").split(","):
+            words = item.split()
+            if len(words) == 1 and words[0] != "*":
+                pairs.append((words[0], words[0]))
+            elif len(words) == 3 and words[1] == "as":
+                pairs.append((words[0], words[2]))
+        out.append((level, source[level:], pairs))
+    return out
+
+
+class _Resolver:
+    """Resolves one file's imports through the index, recording what it consumes."""
+
+    def __init__(self, idx: Index, view: ProjectView, roots: tuple):
+        self.idx, self.view, self.roots = idx, view, roots
+
+    def module(self, dotted: str) -> ModuleSummary | None:
+        path = self.idx.find(dotted, self.roots)
+        if path is None:
+            return None
+        summary = self.idx.summary(path, dotted)
+        if summary is not None:
+            size, mtime = self.idx.by_path[path][1]
+            self.view.consumed[path] = (summary.digest, size, mtime)
+        return summary
+
+    def name(self, module: str, name: str, depth: int = 0):
+        """What `module.name` is: a FunctionSummary, a ClassSummary, an operation string, or None."""
+        if depth > MAX_DEPTH:
+            return None
+        summary = self.module(module)
+        if summary is None:
+            return None
+        found = summary.functions.get(name) or summary.classes.get(name) or summary.aliases.get(name)
+        if found is not None:
+            return found
+        qual = summary.imports.get(name)
+        if qual and "." in qual:
+            owner, _, attr = qual.rpartition(".")
+            return self.name(owner, attr, depth + 1)
+        return None
+
+    def server(self, cls: ClassSummary, module: str, depth: int = 0) -> str:
+        if cls.server or cls.overrides_dispatch or depth > MAX_DEPTH:
+            return cls.server
+        for base in cls.bases:
+            if base in THREADING_SERVERS:
+                return "SCL301"
+            if base in FORKING_SERVERS:
+                return "SCL302"
+            if "." not in base:
+                continue
+            owner, _, attr = base.rpartition(".")
+            found = self.name(owner, attr, depth + 1)
+            if isinstance(found, ClassSummary):
+                kind = self.server(found, owner, depth + 1)
+                if kind:
+                    return kind
+        return ""
+
+    def bind(self, dotted: str, found, module: str) -> None:
+        view = self.view
+        if isinstance(found, str):
+            view.operations[dotted] = found
+        elif isinstance(found, FunctionSummary):
+            if found.manager is not None:
+                view.managers[dotted] = found.manager
+            else:
+                op = operation_of(found)
+                if op:
+                    view.operations[dotted] = op
+        elif isinstance(found, ClassSummary):
+            kind = self.server(found, module)
+            if kind:
+                view.servers[dotted] = kind
+
+    def bind_module(self, local: str, module: str) -> None:
+        summary = self.module(module)
+        if summary is None:
+            return
+        for name in (*summary.functions, *summary.classes, *summary.aliases):
+            self.bind(f"{local}.{name}", self.name(module, name), module)
+
+
+def view_for(path: str, text: str, extra_roots=()) -> ProjectView:
+    """The project names `text` (the file at `path`) can call or subclass, resolved and summarised."""
+    if "import" not in text:
+        return EMPTY
+    idx = index()
+    layout = idx.layout(path, extra_roots)
+    if not layout.roots:
+        return EMPTY
+    view = ProjectView()
+    resolver = _Resolver(idx, view, layout.roots)
+    modules = 0
+    for level, source, names in _imports_in(text):
+        if modules >= MAX_IMPORTS_PER_FILE:
+            break
+        base = absolute(layout.module, layout.is_package, level, source)
+        if base is None or base == layout.module:
+            continue
+        if names is None or isinstance(names, str):  # import a.b [as c]
+            if idx.find(base, layout.roots) is None:
+                continue
+            modules += 1
+            local = names or base
+            resolver.bind_module(local, base)
+            continue
+        for name, local in names:
+            if modules >= MAX_IMPORTS_PER_FILE:
+                break
+            submodule = f"{base}.{name}" if base else name
+            if idx.find(submodule, layout.roots) is not None:  # from pkg import module
+                modules += 1
+                resolver.bind_module(local, submodule)
+            elif base and idx.find(base, layout.roots) is not None:
+                modules += 1
+                found = resolver.name(base, name)
+                if found is not None:
+                    resolver.bind(local, found, base)
+    return view if view.consumed else EMPTY
