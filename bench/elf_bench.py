@@ -11,7 +11,12 @@ Each set is measured --repeat times (default 3), the readelf loop and the audit 
 fastest run of each is compared: the machine is shared, and the minimum is the run least disturbed
 by other work. CPU time (user + system, of every process involved) is reported next to wall time.
 
+With --compare TREE, the audit of another checkout (its `python3 -m syscall_lint`, run from that
+directory: a copy of the tree before a change) joins the alternation, so a before/after pair comes
+from one run under one load.
+
 Usage: python3 bench/elf_bench.py [--x86 DIR ...] [--arm64 DIR ...] [--skip-x86] [--skip-arm64] [--repeat N]
+                                  [--compare TREE]
 """
 
 from __future__ import annotations
@@ -70,8 +75,9 @@ def readelf_seconds(files):
         os.unlink(listing)
 
 
-def audit_seconds(files):
-    """(wall seconds, CPU seconds, findings by code, errors, peak RSS MiB) of one audit run (-j 2)."""
+def audit_seconds(files, tree=ROOT):
+    """(wall seconds, CPU seconds, findings by code, errors, peak RSS MiB) of one audit run (-j 2) of
+    the checkout at `tree`."""
     with tempfile.NamedTemporaryFile("w", delete=False, suffix=".list") as fh:
         fh.write("\n".join(files))
         listing = fh.name
@@ -85,7 +91,7 @@ def audit_seconds(files):
     try:
         cpu0, t0 = _children_cpu(), time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", probe, listing, sys.executable, "-m", "syscall_lint", "audit",
-                               "-j", "2", "--format", "json"], capture_output=True, text=True, cwd=ROOT,
+                               "-j", "2", "--format", "json"], capture_output=True, text=True, cwd=tree,
                               timeout=TIMEOUT)
         seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     finally:
@@ -97,10 +103,12 @@ def audit_seconds(files):
     return seconds, cpu, codes, len(doc["errors"]), int(proc.stderr.split()[-1])
 
 
-def run_set(label, files, goal_ratio, goal_text, repeat=3):
-    readelf_runs, audit_runs = [], []
+def run_set(label, files, goal_ratio, goal_text, repeat=3, compare=None):
+    readelf_runs, audit_runs, other_runs = [], [], []
     for _ in range(max(1, repeat)):
         readelf_runs.append(readelf_seconds(files))
+        if compare:
+            other_runs.append(audit_seconds(files, compare))
         audit_runs.append(audit_seconds(files))
     readelf, readelf_cpu = min(readelf_runs)
     ours, ours_cpu, codes, errors, peak = min(audit_runs, key=lambda run: run[0])
@@ -112,6 +120,14 @@ def run_set(label, files, goal_ratio, goal_text, repeat=3):
           f"(runs: {walls(readelf_runs)})")
     print(f"  syscall-lint audit -j 2 (all rules)  {ours:6.2f} s wall, {ours_cpu:6.2f} s CPU  "
           f"(runs: {walls(audit_runs)}; findings {codes}; errors {errors}; peak RSS of one process {peak} MiB)")
+    if other_runs:
+        other, other_cpu, other_codes, other_errors, other_peak = min(other_runs, key=lambda run: run[0])
+        same = "same findings" if (other_codes, other_errors) == (codes, errors) else \
+            f"DIFFERENT findings {other_codes}, errors {other_errors}"
+        print(f"  audit of {compare}        {other:6.2f} s wall, {other_cpu:6.2f} s CPU  "
+              f"(runs: {walls(other_runs)}; {same}; peak RSS {other_peak} MiB)")
+        print(f"    its audit / readelf: wall {other / readelf:.2f}, CPU {other_cpu / readelf_cpu:.2f}; "
+              f"this tree / that one: wall {ours / other:.2f}, CPU {ours_cpu / other_cpu:.2f}")
     met = ratio <= goal_ratio
     print(f"  audit / readelf: wall {ratio:.2f}, CPU {cpu_ratio:.2f}  (goal, on wall time: {goal_text}: "
           f"{'met' if met else 'NOT met'})")
@@ -125,17 +141,20 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-x86", action="store_true")
     ap.add_argument("--skip-arm64", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="alternating runs of each; the fastest is compared")
+    ap.add_argument("--compare", metavar="TREE", help="also time the audit of this checkout (e.g. a copy from before)")
     args = ap.parse_args(argv)
     if not args.skip_x86:
         files = elf_files(args.x86)
-        run_set(f"x86-64 ({', '.join(args.x86)})", files, 0.5, "at least 2x faster than readelf", args.repeat)
+        run_set(f"x86-64 ({', '.join(args.x86)})", files, 0.5, "at least 2x faster than readelf", args.repeat,
+                args.compare)
     if not args.skip_arm64:
         dirs = args.arm64 if args.arm64 is not None else arm64_dirs()
         files = elf_files(dirs)
         if not files:
             print("aarch64: no files (run bench/elf_corpus/fetch.py, or pass --arm64 DIR)")
         else:
-            run_set("aarch64 (arm64 packages of bench/elf_corpus)", files, 3.0, "within 3x of readelf", args.repeat)
+            run_set("aarch64 (arm64 packages of bench/elf_corpus)", files, 3.0, "within 3x of readelf", args.repeat,
+                    args.compare)
     return 0
 
 

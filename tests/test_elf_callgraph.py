@@ -296,3 +296,31 @@ def test_aarch64_slot_stores_are_the_same_with_and_without_numpy(monkeypatch, na
         if any(f.name == "take_in_thread" for f in graph.functions) else None
     if take is not None:  # the handler stored in the dispatch table's slot +0x20
         assert take.start in {target for target, *_ in with_arrays.get(0x20, ())}
+
+
+@pytest.mark.parametrize("stripped", [False, True])
+def test_aarch64_call_graph_is_the_same_with_and_without_numpy(tmp_path, monkeypatch, stripped):
+    """build() keeps aarch64 `bl`s as arrays until they are resolved when numpy is there: the
+    functions (call targets no table names included), the calls and the names must be those of
+    the pure pipelines, on every aarch64 fixture (and stripped, where call targets make most
+    function starts)."""
+    from syscall_lint.elf import vector
+
+    if vector.np is None:
+        pytest.skip("numpy is not installed")
+    names = sorted(p.name for p in (ELF / "aarch64").iterdir() if p.is_file() and not p.suffix)
+    if not names:
+        pytest.skip("no aarch64 fixtures built")
+    compared = 0
+    for name in names[::3] if stripped else names:
+        path = _stripped(tmp_path, "aarch64", name) if stripped else ELF / "aarch64" / name
+        info = read(str(path))
+        sections, relocs = text_sections(str(path))
+        graphs = []
+        for enabled in (True, False):
+            monkeypatch.setattr(vector, "ENABLED", enabled)
+            graph = callgraph.build(info, sections, relocs)
+            graphs.append(None if graph is None else (graph.functions, graph._calls, graph.names))
+        assert graphs[0] == graphs[1], name
+        compared += graphs[0] is not None and bool(graphs[0][1])
+    assert compared

@@ -193,3 +193,53 @@ def test_relocation_rows_with_a_symbol_match_a_plain_decoder(bits, little, rela)
     data = b"".join(fmt.pack(*r) for r in rows) + b"\x01\x02"  # a torn last entry is not read
     expected = [i for i, r in enumerate(rows) if r[1] >> shift]
     assert _named_rows(data, fmt.size, bits, little) == expected
+
+
+def _screen_words(rng, n):
+    """Words of every class the spin screen tells apart (loads, stores through sp, x29 or another
+    register, writeback, atomics, exclusives, calls, barriers, adrp, counters), every top byte,
+    and short backward branches among them."""
+    out = []
+    for i in range(n):
+        kind = rng.randrange(6)
+        if kind == 0:  # any top byte, any low bits
+            w = rng.randrange(1 << 32)
+        elif kind == 1:  # load/store classes with random fields
+            w = (rng.choice((0x38, 0x39, 0x78, 0x79, 0xB8, 0xB9, 0xF8, 0xF9, 0x28, 0x29, 0xA9, 0xA8, 0x3C, 0x3D,
+                             0xAD, 0x08, 0x48, 0x88, 0xC8)) << 24) | rng.randrange(1 << 24)
+        elif kind == 2:  # add/sub immediate, some with Rd = Rn, and adrp
+            reg = rng.choice((0, 1, 29, 31))
+            w = rng.choice(((rng.choice((0x11, 0x91, 0x51, 0xD1, 0x31, 0xB1)) << 24) | rng.randrange(1 << 14) << 10
+                            | reg << 5 | reg, 0x90000000 | rng.randrange(1 << 24) << 5 | reg))
+        elif kind == 3:  # system words, calls
+            w = rng.choice((0xD503201F, 0xD5033BBF, 0xD50339BF, 0xD5033FDF, 0xD63F0200, 0xD61F0200,
+                            0x94000000 | rng.randrange(1 << 26), (0xD5 << 24) | rng.randrange(1 << 24),
+                            (0xD6 << 24) | rng.randrange(1 << 24)))
+        elif kind == 4:  # loads and stores through sp, x29 or x0-x2
+            base = rng.choice((29, 31, 0, 1, 2))
+            w = rng.choice((0xF9400000, 0xF9000000, 0xB9400000, 0xB9000000, 0xF8400400, 0xF8000C00, 0xA9400000)) \
+                | rng.randrange(64) << 10 | base << 5 | rng.randrange(32)
+        else:  # a short branch back
+            back = rng.randrange(1, min(i, spin.MAX_SPAN // 4) + 2)
+            w = rng.choice((0x54000001 | ((-back) & 0x7FFFF) << 5, 0xB5000000 | ((-back) & 0x7FFFF) << 5,
+                            0x14000000 | ((-back) & 0x3FFFFFF), 0x37000000 | ((-back) & 0x3FFF) << 5))
+        out.append(w)
+    return b"".join(w.to_bytes(4, "little") for w in out)
+
+
+def test_spin_screen_numpy_and_pure_agree_on_every_word_class(monkeypatch):
+    from syscall_lint.elf import vector
+
+    if vector.np is None:
+        pytest.skip("numpy is not installed")
+    rng = random.Random(12)
+    seen = 0
+    for _ in range(300):
+        data = _screen_words(rng, rng.randrange(1, 400))
+        base = 0x10000 * rng.randrange(1, 16)
+        monkeypatch.setattr(vector, "ENABLED", True)
+        fast = spin.candidates(base, data)
+        monkeypatch.setattr(vector, "ENABLED", False)
+        assert fast == spin.candidates(base, data) == _candidates_reference(base, data)
+        seen += len(fast)
+    assert seen > 200  # spans that pass the screen, not only ones it turns away

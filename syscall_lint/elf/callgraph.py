@@ -237,14 +237,15 @@ def build(info, sections, relocs) -> CallGraph | None:
     targets.update((start, start) for start in known)
     raw_calls = []  # (site, node, tail): node a function start or an imported name
     keys = vector.sorted_keys(targets)  # for numpy's membership tests, once for every section
-    for sec in code:
+    resolved = None if x86 else _a64_calls_on_arrays(code, targets, keys, known)
+    for sec in code if resolved is None else ():
         if sec.name in (".init", ".fini"):
             continue
         if x86:
             _scan_x86(sec.address, sec.data, got, None if all_targets else targets, raw_calls, keys)
         else:
             _scan_a64(sec.address, sec.data, targets, raw_calls, keys)
-    if all_targets:
+    if all_targets and resolved is None:
         # calls (not jumps) to addresses no table names, counted in C loops
         counts = Counter(filterfalse(targets.__contains__, compress(map(itemgetter(1), raw_calls),
                                                                     map(not_, map(itemgetter(2), raw_calls)))))
@@ -267,16 +268,53 @@ def build(info, sections, relocs) -> CallGraph | None:
             graph.names[start] = names
     graph.functions = _fill_gaps(graph.functions, code)
     graph._starts = [f.start for f in graph.functions]
-    if all_targets:  # resolve what the scan kept unfiltered
+    if all_targets and resolved is None:  # resolve what the scan kept unfiltered
         # an address becomes its function or stub name; a name stays; an unknown address goes
         nodes = list(map(itemgetter(1), raw_calls))
         keep = list(map(or_, map(targets.__contains__, nodes), map(isinstance, nodes, repeat(str))))
         raw_calls = list(zip(compress(map(itemgetter(0), raw_calls), keep),
                              compress(map(targets.get, nodes, nodes), keep),
                              compress(map(itemgetter(2), raw_calls), keep)))
-    graph._calls = sorted(raw_calls, key=itemgetter(0))  # by site (one call per site)
+    graph._calls = resolved if resolved is not None else sorted(raw_calls, key=itemgetter(0))  # by site
     graph._call_sites = list(map(itemgetter(0), graph._calls))
     return graph
+
+
+def _a64_calls_on_arrays(code, targets: dict, keys, known: dict):
+    """build()'s aarch64 calls with numpy, sorted by site: the same as the scan, the count of
+    unknown `bl` targets (each one a new function start in `known` and `targets`, in any code
+    section) and the resolution, with the `bl`s kept as arrays until they are resolved. None
+    without numpy or for addresses out of its range (build() then takes the pure way)."""
+    if keys is None:
+        return None
+    sites, dests, tails = [], [], []
+    for sec in code:
+        if sec.name in (".init", ".fini"):
+            continue
+        bl = vector.a64_branch_arrays(sec.address, sec.data, 0x94)
+        b = vector.a64_branches(sec.address, sec.data, 0x14, targets, keys)
+        if bl is None or b is None:
+            return None
+        sites.append(bl[0])
+        dests.append(bl[1])
+        tails.extend(zip(b[0], map(targets.__getitem__, b[1]), repeat(True)))  # all resolved
+    if not sites:
+        return sorted(tails, key=itemgetter(0))
+    site, dest = vector.np.concatenate(sites), vector.np.concatenate(dests)
+    known_dest = vector.member(dest, keys)
+    added = []
+    for target in vector.np.unique(dest[~known_dest]).tolist():  # calls to addresses no table names
+        if any(s.address <= target < s.address + len(s.data) for s in code):
+            known[target] = [None, []]
+            targets[target] = target
+            added.append(target)
+    if added:
+        known_dest |= vector.member(dest, vector.np.array(added, dtype=vector.np.int64))
+    calls = list(zip(site[known_dest].tolist(), map(targets.__getitem__, dest[known_dest].tolist()),
+                     repeat(False)))
+    calls.extend(tails)
+    calls.sort(key=itemgetter(0))
+    return calls
 
 
 def _fill_gaps(functions: list, code) -> list:

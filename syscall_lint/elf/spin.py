@@ -149,6 +149,163 @@ def _may_spin(data: bytes, lo: int, hi: int) -> bool:
     return loads
 
 
+_BRANCH_GROUP = 0x14000000  # bits 28-26 = 101: branches, exception generation, system instructions
+
+
+def _branch_successors(w: int, pos: int):
+    """The offsets control may go to after the word `w` at `pos`, as cfg.blocks links them (a
+    target only when it is a direct one); None for a word the raw walk does not model."""
+    if (w & 0x1C000000) != _BRANCH_GROUP or (w & 0xFFC00000) == 0xD5000000:
+        return (pos + 4,)  # not a branch (hints, barriers and system registers included): falls through
+    if (w & 0xFFFFFC1F) == 0xD65F0000:
+        return ()  # ret: ends the line (cfg.A64_ENDS)
+    if (w & 0xFC000000) == 0x14000000:  # b
+        imm = w & 0x3FFFFFF
+        return (pos + (imm - (1 << 26) if imm & (1 << 25) else imm) * 4,)
+    if (w & 0xFF000010) == 0x54000000 or (w & 0x7E000000) == 0x34000000:  # b.cond, cbz, cbnz
+        imm = (w >> 5) & 0x7FFFF
+        return (pos + 4, pos + (imm - (1 << 19) if imm & (1 << 18) else imm) * 4)
+    if (w & 0x7E000000) == 0x36000000:  # tbz, tbnz
+        imm = (w >> 5) & 0x3FFF
+        return (pos + 4, pos + (imm - (1 << 14) if imm & (1 << 13) else imm) * 4)
+    return None  # br (its block gets the orphans as successors), calls, exceptions, the rest
+
+
+def leaves_before(data: bytes, lo: int, hi: int) -> bool:
+    """From the raw words: is the branch back at `hi` unreachable from the header at `lo` along the
+    span's own code ([lo, hi]; jumps elsewhere are no successor in the span's graph)? Then it is a
+    jump to a join point, not a loop, and `Analyzer._loop` on the span finds the latch outside the
+    header's forward set and returns None. Answered without disassembling: most candidates that
+    pass `_may_spin` end this way (a function's epilogue or an if/else join laid out between the
+    target and the jump). A word the walk does not model (a `br`, a call, `svc`, …) gives False: the
+    disassembled check decides."""
+    seen, stack = {lo}, [lo]
+    while stack:
+        pos = stack.pop()
+        if pos == hi:
+            return False
+        if not lo <= pos < hi:
+            continue
+        nexts = _branch_successors(int.from_bytes(data[pos:pos + 4], "little"), pos)
+        if nexts is None:
+            return False
+        for n in nexts:
+            if lo <= n <= hi and n not in seen:  # cfg: a target outside the window is no successor
+                seen.add(n)
+                stack.append(n)
+    return True
+
+
+def _is_gpr_load(w: int) -> bool:
+    """A load of a general register (not SIMD/FP, not a prefetch) in the load/store register
+    classes, from the `size` and `opc` fields: ldr, ldrb, ldrh, ldrsb, ldrsh, ldrsw (and ldur*)."""
+    size, opc = w >> 30, (w >> 22) & 3
+    return not w & 0x04000000 and (opc == 1 or (opc == 2 and size != 3) or (opc == 3 and size < 2))
+
+
+def _fields(w: int) -> tuple:
+    """Every 5-bit field where an A64 instruction outside SVE/SME may name a general register."""
+    return w & 0x1F, (w >> 5) & 0x1F, (w >> 10) & 0x1F, (w >> 16) & 0x1F
+
+
+def _body(data: bytes, lo: int, hi: int):
+    """The offsets of the loop body's words, in address order (the order `_poll` reads them): the
+    words reachable from the header at `lo` within the span that reach the branch back at `hi`,
+    on the graph cfg.blocks builds for the span. None when a word the walk does not model is
+    reachable (a `br`, a call, `svc`, …) or the branch back is not."""
+    succs, stack = {}, [lo]
+    while stack:
+        pos = stack.pop()
+        if pos == hi:
+            continue
+        nexts = _branch_successors(int.from_bytes(data[pos:pos + 4], "little"), pos)
+        if nexts is None:
+            return None
+        succs[pos] = nexts = [n for n in nexts if lo <= n <= hi]
+        stack.extend(n for n in nexts if n not in succs and n != hi)
+    if not any(hi in nexts for nexts in succs.values()) and lo != hi:
+        return None
+    preds = {}
+    for pos, nexts in succs.items():
+        for n in nexts:
+            preds.setdefault(n, []).append(pos)
+    body, stack = {hi}, [hi]
+    while stack:
+        for p in preds.get(stack.pop(), ()):
+            if p not in body:
+                body.add(p)
+                stack.append(p)
+    return sorted(body)
+
+
+def poll_refuses(data: bytes, lo: int, hi: int) -> bool:
+    """From the raw words: does an instruction of the loop body make `Analyzer._poll` give up? The
+    body is the one `Analyzer._loop` finds on the span (`_body`), read in the same order, so the
+    disassembled check reaches the instruction (or gives up earlier): a load through a register
+    offset or from a literal pool (no `[xN, #imm]` address: given up), or an instruction that reads
+    a register and writes it (`ldr x0, [x0, #8]`: a walk; `add x1, x1, x2`: a counter) when no
+    body word before it may have written that register: then the value is carried from the
+    previous pass, and `_poll` refuses. False whenever unsure (SVE/SME words, a word the body walk
+    does not model): the disassembled check decides."""
+    body = _body(data, lo, hi)
+    if body is None:
+        return False
+    touched = set()  # register numbers any earlier body word may name
+    live, written = set(), set()  # registers surely read before any write, surely written
+    for pos in body:
+        w = int.from_bytes(data[pos:pos + 4], "little")
+        if (w >> 25) & 0xC == 0:
+            return False  # SME, SVE or unallocated: registers outside the usual fields
+        if _unaddressed_load(w):
+            return True
+        if (w & 0xFFFFE01F) == 0xD503201F:
+            continue  # hints (nop, yield, …) and barriers (dmb, dsb, isb): no register operands
+        reads, writes = _reads_writes(w)
+        live.update(r for r in reads if r not in touched)
+        written.update(writes)
+        touched.update(_fields(w))
+    # a register read from the previous pass and rewritten in this one: a counter or a walk
+    return bool(live & written)
+
+
+def _unaddressed_load(w: int) -> bool:
+    """A general-register load `_poll` gives up on (its text has no `[xN, #imm]`): ldr/ldrsw from a
+    literal pool, or ldr* [xN, xM{, extend}] (option x1x: the allocated ones)."""
+    if (w & 0x3B000000) == 0x18000000:
+        return not w & 0x04000000 and w >> 30 != 3  # ldr/ldrsw (literal), not prfm
+    return (w & 0x3B204C00) == 0x38204800 and _is_gpr_load(w)
+
+
+def _reads_writes(w: int):
+    """(registers `_poll` surely reads, registers it surely writes) for the word `w`, from the
+    classes whose operand text capstone writes in field order; ((), ()) for any other word. Reads
+    come before writes in `_poll` (sources first). Register 31 is never counted: zr or sp.
+    Unallocated or unpredictable encodings are left out: capstone gives `.byte` for them, which
+    `_poll` neither reads nor writes (checked against capstone over random words in the tests)."""
+    rd, rn, ra, rm = _fields(w)
+    narrow_bad = not w & 0x80000000 and w & 0x8000  # a 32-bit form with a shift of 32 or more
+    if ((w & 0x3B000000) == 0x39000000 or (w & 0x3B200C00) == 0x38000000) and _is_gpr_load(w):
+        # ldr* [xN, #imm] / ldur*: the base read (a stack slot when it is sp or x29), rt written
+        return ((rn,) if rn not in (29, 31) else ()), ((rd,) if rd != 31 else ())
+    if (w & 0xFFC00000) in (0x29400000, 0x69400000, 0xA9400000) and rd != ra:  # ldp/ldpsw, signed offset
+        return ((rn,) if rn not in (29, 31) else ()), tuple(r for r in (rd, ra) if r != 31)
+    if rd == 31:
+        return (), ()  # cmp/cmn/tst, or a write to zr whose text starts with a source
+    if ((w & 0x1F200000) == 0x0B000000 and (w >> 22) & 3 != 3 or (w & 0x1F000000) == 0x0A000000) \
+            and not narrow_bad:
+        # add/sub/adds/subs, and/orr/eor/bic/orn/eon/ands/bics (shifted register; mov, mvn, neg)
+        return tuple(r for r in (rn, rm) if r != 31), (rd,)
+    if (w & 0x1F800000) == 0x11000000:  # add/sub (immediate); mov to or from sp
+        return ((rn,) if rn != 31 else ()), (rd,)
+    if (w & 0x1F800000) == 0x12800000 and (w >> 29) & 3 != 1 and (w & 0x80000000 or not w & 0x400000):
+        return (), (rd,)  # movz, movn (mov); a 32-bit form only with hw 0 or 1
+    if (w & 0x1F000000) == 0x10000000:  # adr, adrp
+        return (), (rd,)
+    if (w & 0x7E000000) in (0x34000000, 0x36000000):  # cbz/cbnz, tbz/tbnz: the tested register
+        return (rd,), ()
+    return (), ()
+
+
 def _reg(name: str):
     """`w3`/`x3` → `r3`; sp, wsp → `sp`; zero registers → None."""
     if name in ("xzr", "wzr"):
@@ -262,8 +419,12 @@ class Analyzer:
         return insns, index, blocks, body, poll
 
     def _judge(self, sec, header: int, branch: int):
-        # first the span alone (cheap, and most candidates fail here); then the wide window, where
+        # first the raw words (no loop: the header's straight line leaves before the branch back),
+        # then the span alone (cheap, and most candidates fail here); then the wide window, where
         # the loop's out-of-line blocks and the code after its exits are seen
+        lo, hi = header - sec.address, branch - sec.address
+        if leaves_before(sec.data, lo, hi) or poll_refuses(sec.data, lo, hi):
+            return None
         if self._loop(sec, header, branch, header, branch + 4, precise=False) is None:
             return None
         found = self._loop(sec, header, branch, header - WINDOW_BEFORE, branch + WINDOW_AFTER)

@@ -54,9 +54,8 @@ def x86_rel32(base: int, data: bytes, opcode: int, targets, keys=None):
     return sites.tolist(), dest.tolist()
 
 
-def a64_branches(base: int, data: bytes, first_top: int, targets, keys=None):
-    """(sites, destinations) of every aligned word whose top byte is first_top..first_top+3 (`bl`:
-    0x94, `b`: 0x14), kept only where the destination is in `targets` (when given)."""
+def a64_branch_arrays(base: int, data: bytes, first_top: int):
+    """a64_branches unfiltered, as int64 arrays (sites, destinations); None when out of range."""
     if not ENABLED or not 0 <= base < LIMIT - 4 * len(data) - (1 << 30):
         return None
     words = np.frombuffer(data, dtype="<u4", count=len(data) // 4)
@@ -64,7 +63,21 @@ def a64_branches(base: int, data: bytes, first_top: int, targets, keys=None):
     index = np.flatnonzero((top >= first_top) & (top <= first_top + 3))
     imm = (words[index] & 0x3FFFFFF).astype(np.int64)
     sites = index.astype(np.int64) * 4 + base
-    dest = sites + ((imm ^ 0x2000000) - 0x2000000) * 4
+    return sites, sites + ((imm ^ 0x2000000) - 0x2000000) * 4
+
+
+def member(values, keys):
+    """values[i] in keys (sorted int64 keys), as a boolean array."""
+    return _member(values, keys)
+
+
+def a64_branches(base: int, data: bytes, first_top: int, targets, keys=None):
+    """(sites, destinations) of every aligned word whose top byte is first_top..first_top+3 (`bl`:
+    0x94, `b`: 0x14), kept only where the destination is in `targets` (when given)."""
+    found = a64_branch_arrays(base, data, first_top)
+    if found is None:
+        return None
+    sites, dest = found
     if targets is not None:
         keep = _member(dest, sorted_keys(targets) if keys is None else keys)
         sites, dest = sites[keep], dest[keep]
