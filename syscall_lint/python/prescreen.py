@@ -13,6 +13,7 @@ import ast
 
 from syscall_lint.python.lines import source_lines
 from syscall_lint.python.rulekit import registry
+from syscall_lint.python.rules.connections import SUMMARY_DEPTH
 from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, ALL_TAILS, DELEGATORS, FILE_SYNC_TAILS, OPEN_TAILS, RENAME_TAILS,
                                             RULE_MODULES, SERVER_TAILS, SHARED_TAILS, SPAWNER_TAILS, THREAD_TAILS)
 
@@ -418,6 +419,147 @@ def _judge(node, aliases, unbuffered, seen=None, servers=SERVER_TAILS, bound=Non
     return wanted
 
 
+def _mentions(node, names: "ModuleNames") -> set:
+    """Every name and attribute `node` mentions, also under the names they are bound or aliased to."""
+    found = set()
+    for sub in ast.walk(node):
+        kind = type(sub)
+        word = sub.id if kind is ast.Name else sub.attr if kind is ast.Attribute else None
+        if word is not None:
+            found.add(word)
+            found.add(names.aliases.get(word, word))
+            found.update(names.bound.get(word, ()))
+    return found
+
+
+def _accept_reaches_spawn(tree, names: "ModuleNames") -> bool:
+    """Can an accept path reach a spawn through calls, as connections' call summaries follow them
+    (as deep as they do)? Looser than the rule: functions are known by name alone (every method and
+    nested function of that name, in any class), a function may call every bare name and `self.`
+    attribute it mentions (also callables passed as arguments), and spawns whenever it mentions a
+    spawner's name (aliases, module-level bindings and project imports included); any loop counts
+    as a serve loop, and module-level code that mentions `accept` as an accept path. When no spawn
+    is reachable, the cross-function part of the rule cannot fire and the gate need not hand
+    libcst the whole file."""
+    by_name: dict = {}  # function name -> [(what it mentions, what it can call)]
+    accepts_in_loop: set = set()  # ids of functions with a loop that mentions accept
+    called_in_loops: set = set()
+    functions = [node for node in ast.walk(tree) if type(node) in _FUNCTIONS]
+    for node in functions:
+        by_name.setdefault(node.name, []).append((_mentions(node, names), _callees(node), id(node)))
+        if any(type(loop) in _LOOPS and "accept" in _mentions(loop, names) for loop in ast.walk(node)):
+            accepts_in_loop.add(id(node))
+    for loop in ast.walk(tree):
+        if type(loop) in _LOOPS:
+            called_in_loops |= _callees(loop)
+    # an accept path: an accept in a serve loop, an accept in a function some loop calls, or an
+    # accept callback (the rule asks the same, per class; here any loop and any class will do)
+    todo = [f for name, group in by_name.items() for f in group if name in ACCEPT_CALLBACKS or (
+        "accept" in f[0] and (f[2] in accepts_in_loop or name in called_in_loops))]
+    top = [node for node in tree.body if type(node) not in _FUNCTIONS and type(node) is not ast.ClassDef]
+    mentioned_at_top = set().union(*(_mentions(node, names) for node in top))
+    if "accept" in mentioned_at_top:
+        todo.append((mentioned_at_top, set().union(*(_callees(node) for node in top)), None))
+    visited: set = set()
+    for _ in range(SUMMARY_DEPTH + 1):  # the accept path, then the calls connections follows from it
+        if any(mentioned & SPAWNER_TAILS for mentioned, _, _ in todo):
+            return True
+        called = {name for _, callees, _ in todo for name in callees if name in by_name} - visited
+        visited |= called
+        todo = [f for name in called for f in by_name[name]]
+    return False
+
+
+def _callees(node) -> set:
+    """The functions a scope can call as connections resolves calls: bare names (module-level and
+    nested functions, also passed as callables) and `self.` methods, by name."""
+    found = set()
+    for sub in ast.walk(node):
+        kind = type(sub)
+        if kind is ast.Name:
+            found.add(sub.id)
+        elif kind is ast.Attribute and type(sub.value) is ast.Name and sub.value.id == "self":
+            found.add(sub.attr)
+    return found
+
+
+def _dotted(node):
+    parts = []
+    while type(node) is ast.Attribute:
+        parts.append(node.attr)
+        node = node.value
+    if type(node) is not ast.Name:
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def _dotted_names(node) -> set:
+    return {d for sub in ast.walk(node) if type(sub) in (ast.Name, ast.Attribute) for d in (_dotted(sub),) if d}
+
+
+def _touches(dotted: set, shared: set) -> bool:
+    """ordering's `is_shared`: the name, or the name without its last attribute, is shared."""
+    return any(d in shared or d.rsplit(".", 1)[0] in shared for d in dotted)
+
+
+def _shared_polled(tree, names: "ModuleNames") -> bool:
+    """Can SCL501 find a `while` loop that reads shared memory? The rule needs a name bound to
+    shared memory (made here, returned by a helper of this module, a view of such a name, or a
+    parameter it is passed to through `Process(args=...)`) read in a `while` loop. Looser than the
+    rule: every call that mentions a shared-memory constructor counts as one (lock= and mmap's
+    access flags are not asked), every function that mentions one or calls such a function is a
+    maker, every assignment whose value mentions a shared name makes its targets shared, and a loop
+    counts when any name anywhere in it is shared. When no loop can, ordering is not run at all."""
+    def makes(node, makers) -> bool:
+        return any(type(sub) is ast.Call and _mentions(sub.func, names) & (SHARED_TAILS | makers)
+                   for sub in ast.walk(node))
+
+    functions = [n for n in ast.walk(tree) if type(n) in _FUNCTIONS]
+    makers: set = set()
+    while True:
+        grown = {f.name for f in functions if f.name not in makers and makes(f, makers)}
+        if not grown:
+            break
+        makers |= grown
+    assigns = []  # (target dotted names, value)
+    for node in ast.walk(tree):
+        kind = type(node)
+        if kind in (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
+            targets = node.targets if kind is ast.Assign else [node.target]
+            if node.value is not None:
+                assigns.append((set().union(*(_dotted_names(t) for t in targets)), node.value))
+        elif kind in (ast.With, ast.AsyncWith):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    assigns.append((_dotted_names(item.optional_vars), item.context_expr))
+        elif kind in (ast.For, ast.AsyncFor, ast.comprehension):
+            assigns.append((_dotted_names(node.target), node.iter))
+    shared: set = set()
+    for targets, value in assigns:
+        if makes(value, makers):
+            shared |= targets
+    params = {f.name: {a.arg for a in (*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs)} for f in functions}
+    calls = [n for n in ast.walk(tree) if type(n) is ast.Call]
+    while shared:
+        # a class attribute read through `self.`, or `self.x` read bare: both forms, to stay loose
+        shared |= {f"self.{n}" for n in shared if "." not in n} | {n[5:] for n in shared if n.startswith("self.")}
+        before = len(shared)
+        for targets, value in assigns:
+            if not targets <= shared and _touches(_dotted_names(value), shared):
+                shared |= targets
+        for call in calls:  # Process(target=f, args=(flag,)): f's parameters
+            mentioned = _dotted_names(call)
+            if _touches(mentioned, shared):
+                for name in mentioned:
+                    shared |= params.get(name, set())
+        if len(shared) == before:
+            break
+    if not shared:
+        return False
+    return any(type(n) is ast.While and _touches(_dotted_names(n), shared) for n in ast.walk(tree))
+
+
 def _span(node) -> tuple:
     first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
     return first, node.end_lineno
@@ -469,7 +611,9 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
             parts.append(("span", _span(node)))
     if seen.get("shared") and seen.get("while"):
         modules.add("ordering")
-    if seen.get("accepts") and seen.get("spawns"):
+    if "ordering" in modules and not _shared_polled(tree, names):
+        modules.discard("ordering")  # no loop can read shared memory: SCL501 need not see the file
+    if seen.get("accepts") and seen.get("spawns") and _accept_reaches_spawn(tree, names):
         # an accept path and a spawn in different functions: the call summaries need the whole file
         modules.add("connections")
         seen["binding"] = True
