@@ -227,9 +227,9 @@ def vector_array(values):
     return vector.np.array(values, dtype=vector.np.int64)
 
 
-def _a64_addresses(base: int, data: bytes):
-    """(addresses made by `adrp` + `add`, GOT slots read by `adrp` + `ldr`) within WINDOW words, on
-    arrays: a superset of what slot_stores pairs (a screen); None without numpy."""
+def _a64_adrps(base: int, data: bytes):
+    """Every `adrp` of an aarch64 text on arrays: (numpy, the words, their count, the adrps' word
+    indices, the pages they make, their destination registers); None without numpy."""
     from syscall_lint.elf import vector
 
     if not vector.ENABLED or base + len(data) >= vector.LIMIT:
@@ -242,7 +242,16 @@ def _a64_addresses(base: int, data: bytes):
     imm = ((w >> 5) & 0x7FFFF) << 2 | ((w >> 29) & 3)
     imm = imm - ((imm & 0x100000) << 1)
     page = ((at * 4 + base) & ~0xFFF) + (imm << 12)
-    rd = w & 31
+    return np, words, n, at, page, w & 31
+
+
+def _a64_addresses(base: int, data: bytes):
+    """(addresses made by `adrp` + `add`, GOT slots read by `adrp` + `ldr`) within WINDOW words, on
+    arrays: a superset of what slot_stores pairs (a screen); None without numpy."""
+    found = _a64_adrps(base, data)
+    if found is None:
+        return None
+    np, words, n, at, page, rd = found
     direct, slots = [], []
     for k in range(1, WINDOW + 1):
         ok = at + k < n
@@ -258,19 +267,12 @@ def _a64_addresses(base: int, data: bytes):
 def _a64_adrp_making(data: bytes, base: int, starts_keys, got) -> list | None:
     """Word indices of the `adrp`s whose pair (within WINDOW words) makes one of the sorted
     `starts_keys`, directly or through a GOT slot; None without numpy (every adrp is then read)."""
+    found = _a64_adrps(base, data)
+    if found is None:
+        return None
+    np, words, n, at, page, rd = found
     from syscall_lint.elf import vector
 
-    if not vector.ENABLED or base + len(data) >= vector.LIMIT:
-        return None
-    np = vector.np
-    n = len(data) // 4
-    words = np.frombuffer(data, dtype="<u4", count=n)  # a view: only the gathered words are widened
-    at = np.flatnonzero((words & 0x9F000000) == 0x90000000).astype(np.int64)
-    w = words[at].astype(np.int64)
-    imm = ((w >> 5) & 0x7FFFF) << 2 | ((w >> 29) & 3)
-    imm = imm - ((imm & 0x100000) << 1)
-    page = ((at * 4 + base) & ~0xFFF) + (imm << 12)
-    rd = w & 31
     keep = np.zeros(len(at), dtype=bool)
     for k in range(1, WINDOW + 1):
         nxt = words[np.minimum(at + k, n - 1)].astype(np.int64)
@@ -473,8 +475,6 @@ class PointerIndex:
             if self.machine == "x86-64":
                 self._taken = {target for sec in code for _pos, target in _x86_lea_targets(sec.address, sec.data, starts)}
             else:
-                from syscall_lint.elf.reader import relative_addends
-
                 made = [_a64_addresses(sec.address, sec.data) for sec in code]
                 if any(m is None for m in made):
                     self._taken = True  # not screened without numpy
@@ -498,8 +498,6 @@ class PointerIndex:
 
     def stores(self) -> dict:
         if self._stores is None:
-            from syscall_lint.elf.reader import relative_addends
-
             got = self._relative() if self.machine == "aarch64" else {}
             starts = set(self.graph._starts)
             self._stores = slot_stores(self.machine, [s for s in self.sections if not s.name.startswith(".plt")],
