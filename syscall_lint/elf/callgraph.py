@@ -505,3 +505,18 @@ def flow(info, sections, func: Function, md=None):
     insns = instructions(info, sections, func, md)
     graph = cfg.blocks(info.machine, insns, func.start, func.end)
     return graph, cfg.natural_loops(graph)
+
+
+def descend(sites, node, dist: dict, label) -> tuple:
+    """The labels of one shortest call chain from `node` down to a wanted name, following `dist`
+    (from CallGraph.distances) through `sites` (node → its call sites): each step goes to a callee
+    one call closer."""
+    out = []
+    while True:
+        out.append(label(node))
+        if isinstance(node, str) or dist.get(node, 0) == 0:
+            return tuple(out)
+        below = [s.target for s in sites.get(node, ()) if dist.get(s.target, 99) == dist[node] - 1]
+        if not below:
+            return tuple(out)
+        node = min(below, key=lambda t: (isinstance(t, int), str(t)))

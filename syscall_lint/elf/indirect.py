@@ -17,6 +17,8 @@ import struct
 import sys
 from dataclasses import dataclass
 
+from syscall_lint.elf.callgraph import descend
+
 MAX_CANDIDATES = 6  # functions per slot: more, and the slot says nothing about this call
 WINDOW = 8  # instructions after the address is made in which the store must follow
 _X86_LEA_RIP = re.compile(rb"[\x48\x4c]\x8d[\x05\x0d\x15\x1d\x25\x2d\x35\x3d]", re.S)
@@ -540,21 +542,10 @@ class PointerIndex:
                         names = ", ".join(label(c) for c in cands)
                         description = (f"through a function pointer (slot +{call.offset:#x} called in {label(node)}; "
                                        f"functions stored in that slot: {names})")
-                        return path + self._down(hits[0], dist, label), description
+                        return path + descend(self.graph.sites, hits[0], dist, label), description
                 for site in self.graph.sites.get(node, ()):
                     if isinstance(site.target, int) and site.target not in seen:
                         seen.add(site.target)
                         following.append((site.target, path + (label(site.target),)))
             frontier = following
         return None
-
-    def _down(self, node, dist, label) -> tuple:
-        out = []
-        while True:
-            out.append(label(node))
-            if isinstance(node, str) or dist.get(node, 0) == 0:
-                return tuple(out)
-            below = [s.target for s in self.graph.sites.get(node, ()) if dist.get(s.target, 99) == dist[node] - 1]
-            if not below:
-                return tuple(out)
-            node = min(below, key=lambda t: (isinstance(t, int), str(t)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from syscall_lint.elf import outcome
-from syscall_lint.elf.callgraph import MAX_LOOP, CallGraph, Function, flow
+from syscall_lint.elf.callgraph import MAX_LOOP, CallGraph, Function, descend, flow
 from syscall_lint.elf.callsites import _capstone
 
 
@@ -106,16 +106,7 @@ class Evaluator:
     def chain(self, site, names, depth) -> tuple:
         if site in self._via_pointer and names == self._pointer_names:
             return self._via_pointer[site][0]
-        dist = self.distances(names, depth - 1)
-        node, out = site.target, []
-        while True:
-            out.append(self.graph.label(node))
-            if isinstance(node, str) or dist.get(node, 0) == 0:
-                return tuple(out)
-            below = [s.target for s in self.graph.sites.get(node, ()) if dist.get(s.target, 99) == dist[node] - 1]
-            if not below:
-                return tuple(out)
-            node = min(below, key=lambda t: (isinstance(t, int), str(t)))
+        return descend(self.graph.sites, site.target, self.distances(names, depth - 1), self.graph.label)
 
     def flow_of(self, func: Function):
         if func.start not in self._loop_cache:
