@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,20 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "syscall-lint tests", "GIT_AUTHOR_EMAIL": "te
 @pytest.fixture
 def root():
     return ROOT
+
+
+def install_extra_rule(tmp_path: Path, monkeypatch, toml_name: str, toml_text: str, package,
+                       module_name: str, module_text: str) -> None:
+    """A rule added the documented way, in a test: the shipped catalog plus one TOML file, and one
+    module in a folder appended to `package`'s search path (the rule modules or the observers)."""
+    from syscall_lint import catalog
+
+    cat_dir = tmp_path / "catalog"
+    shutil.copytree(ROOT / "rules", cat_dir)
+    (cat_dir / toml_name).write_text(toml_text)
+    extra = tmp_path / "extra_rules"
+    extra.mkdir()
+    (extra / module_name).write_text(module_text)
+    test_catalog = catalog.Catalog(cat_dir)
+    monkeypatch.setattr(catalog, "load", lambda: test_catalog)
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(extra)])

@@ -1,12 +1,11 @@
 """Adding a Python rule is one TOML file plus one Python module: nothing else lists rules."""
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, install_extra_rule
 from syscall_lint import catalog
 from syscall_lint.config import parse_table
 from syscall_lint.python import rulekit, rules
@@ -59,15 +58,7 @@ SOURCE = "import time\n\ndef poll():\n    while True:\n        time.sleep(1)\n\n
 
 @pytest.fixture
 def extra_rule(tmp_path, monkeypatch):
-    cat_dir = tmp_path / "catalog"
-    shutil.copytree(ROOT / "rules", cat_dir)
-    (cat_dir / "SCL998.toml").write_text(RULE_TOML)
-    extra = tmp_path / "extra_rules"
-    extra.mkdir()
-    (extra / "sleep_in_loop_test.py").write_text(RULE_MODULE)
-    test_catalog = catalog.Catalog(cat_dir)
-    monkeypatch.setattr(catalog, "load", lambda: test_catalog)
-    monkeypatch.setattr(rules, "__path__", [*rules.__path__, str(extra)])
+    install_extra_rule(tmp_path, monkeypatch, "SCL998.toml", RULE_TOML, rules, "sleep_in_loop_test.py", RULE_MODULE)
     rulekit.reload_registry()
     yield
     monkeypatch.undo()

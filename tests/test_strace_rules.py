@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, run_cli, run_json
+from conftest import FIXTURES, install_extra_rule, run_cli, run_json
 from syscall_lint import catalog
 from syscall_lint.config import Resolver, parse_table
 from syscall_lint.strace.analyzer import TraceAnalyzer
@@ -115,15 +115,8 @@ def new_rule(tmp_path, monkeypatch):
     """A new trace rule made the documented way: one TOML file and one observer module, nothing else."""
     from syscall_lint.strace import observers
 
-    rules = tmp_path / "rules"
-    shutil.copytree(Path(catalog.__file__).resolve().parent.parent / "rules", rules)
-    (rules / "SCL299.toml").write_text(NEW_RULE_TOML)
-    package = tmp_path / "more_observers"
-    package.mkdir()
-    (package / "scl299_getrandom_per_call.py").write_text(NEW_RULE_MODULE)
-    cat = catalog.Catalog(rules)
-    monkeypatch.setattr(catalog, "load", lambda: cat)
-    monkeypatch.setattr(observers, "__path__", [*observers.__path__, str(package)])
+    install_extra_rule(tmp_path, monkeypatch, "SCL299.toml", NEW_RULE_TOML, observers,
+                       "scl299_getrandom_per_call.py", NEW_RULE_MODULE)
     yield
     sys.modules.pop("syscall_lint.strace.observers.scl299_getrandom_per_call", None)
 
