@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from syscall_lint.python.rulekit import Hit, Rule, cst, call_label
+from syscall_lint.python.vocabulary import OPENERS
 
 if TYPE_CHECKING:
     from syscall_lint.python.facts import CallSite, Facts, Loop
@@ -52,6 +53,10 @@ WAITS = {"recv", "recv_into", "recvfrom", "recvmsg", "read", "readline", "readin
 WAIT_WORDS = ("read", "recv", "receive", "get", "wait", "accept", "poll", "select", "sleep")
 # Loop variables that name a piece of a larger stream: flushing each one streams it on purpose.
 CHUNK_WORDS = ("chunk", "block")
+FILE_READS = ("read", "readinto", "read1")
+# Names that say "a file object" when nothing in the function says where the object came from.
+FILE_NAMES = frozenset({"f", "fp", "fh", "fobj", "fileobj", "file_obj", "file", "infile", "in_file"})
+WRITE_OR_SEND_WORDS = ("write", "send")
 REQUEST_HANDLER_BASES = ("socketserver.BaseRequestHandler", "socketserver.StreamRequestHandler",
                          "socketserver.DatagramRequestHandler", "http.server.BaseHTTPRequestHandler",
                          "http.server.SimpleHTTPRequestHandler")
@@ -191,11 +196,72 @@ def _is_sliced(data) -> bool:
     return isinstance(data, cst.Subscript) and any(isinstance(e.slice, cst.Slice) for e in data.slice)
 
 
-def _is_partial_write_loop(facts: Facts, call: CallSite) -> bool:
-    """`n = os.write(fd, data)` uses the count to retry; `write(data[i:i+n])` chunks one big buffer."""
+def _is_partial_write_loop(facts: Facts, call: CallSite, loop) -> bool:
+    """`n = os.write(fd, data)` uses the count to retry; `write(data[i:i+n])` chunks one big buffer,
+    also through a local (`piece = data[off:off + size]; sock.send(piece)`)."""
     if call.targets:
         return True
-    return _is_sliced(call.arg(1) if call.qual == "os.write" else call.arg(0))
+    data = call.arg(1) if call.qual == "os.write" else call.arg(0)
+    if _is_sliced(data):
+        return True
+    if not isinstance(data, cst.Name):
+        return False
+    return any(data.value in targets and _is_sliced(value) and _inside(facts, value, loop.node)
+               for _, targets, value in call.scope.assigns)
+
+
+def _streams_an_iterable_body(facts: Facts, call: CallSite, loop) -> bool:
+    """`for piece in body: sock.sendall(piece)` where the same function also writes `body` whole
+    (`if isinstance(body, bytes): sock.sendall(body) else: for piece in body: ...`): the loop is the
+    path for a body that is a stream (a generator, an iterator of frames), which joining would have
+    to hold in memory; one write per piece is the streaming contract."""
+    if not isinstance(loop.node, cst.For):
+        return False
+    iterated = facts.key(loop.node.iter)
+    for other in call.scope.calls:
+        if other.loop is not None and loop in other.loop.chain():
+            continue  # inside this loop
+        if not any(word in other.tail for word in WRITE_OR_SEND_WORDS):
+            continue
+        if any(facts.key(arg.value) == iterated for arg in other.node.args):
+            return True
+    return False
+
+
+def _sends_what_a_file_read(facts: Facts, call: CallSite, loop, body) -> bool:
+    """SCL401 needs a real file on the read side (sendfile needs a file descriptor: not a TLS memory
+    BIO, not any file-like a caller passes) and the bytes read on the send side (not a framed or
+    re-encoded message built from them)."""
+    reads = [c for c in body if c.tail in FILE_READS and c.receiver is not None
+             and _is_real_file(facts, call.scope, facts.key(c.receiver))]
+    payload = call.arg(0)
+    if not reads or payload is None:
+        return False
+    if any(payload is read.node for read in reads):
+        return True  # sock.sendall(f.read(n))
+    carried = {name for read in reads for name in read.targets}
+    grew = True
+    while grew:  # `block = block.encode()` keeps carrying the bytes read
+        grew = False
+        for _, targets, value in call.scope.assigns:
+            if _inside(facts, value, loop.node) and _uses(value) & carried and not set(targets) <= carried:
+                carried |= set(targets)
+                grew = True
+    return bool(_uses(payload) & carried)
+
+
+def _is_real_file(facts: Facts, scope, name: str) -> bool:
+    """Opened from a path in this function, asked for its file descriptor here, or named like a file."""
+    made_by = {id(c.node): c for c in scope.calls}
+    for _, targets, value in scope.assigns:
+        if name in targets and isinstance(value, cst.Call):
+            maker = made_by.get(id(value))
+            if maker is not None and (maker.qual in OPENERS or (maker.qual or "").startswith("pathlib.")):
+                return True
+    if any(c.tail == "fileno" and c.receiver is not None and facts.key(c.receiver) == name for c in scope.calls):
+        return True
+    last = name.rsplit(".", 1)[-1].lower()
+    return last in FILE_NAMES or last.endswith("_file")
 
 
 def _check(facts: Facts):
@@ -220,12 +286,15 @@ def _check(facts: Facts):
                 sends = call.tail in SEND_METHODS and call.receiver is not None and _looks_like_socket(
                     facts.key(call.receiver), sockets, in_handler)
                 if sends and reads_file and not any(c.tail in ("recv", "recv_into", "accept") for c in body):
-                    yield Hit("SCL401", call.node, {"call": call_label(call)})
+                    if _sends_what_a_file_read(facts, call, loop, body):
+                        yield Hit("SCL401", call.node, {"call": call_label(call)})
                     continue
                 if waits or datagrams:
                     continue  # datagrams are messages: one send each is the semantics, not a tax
                 variant = _per_call_syscall(facts, call, sockets, in_handler, unbuffered, body)
-                if variant is None or _is_partial_write_loop(facts, call) or _target_made_in_loop(facts, call, loop):
+                if variant is None or _is_partial_write_loop(facts, call, loop) or _target_made_in_loop(facts, call, loop):
+                    continue
+                if _streams_an_iterable_body(facts, call, loop):
                     continue
                 if not _same_payload_every_time(facts, call, loop, body) and not _streams_chunks(facts, call, loop, body):
                     yield Hit("SCL201", call.node, {"call": call_label(call),
