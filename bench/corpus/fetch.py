@@ -6,7 +6,8 @@ refused and the file deleted), and is unpacked to CACHE/src/<name>/ with the arc
 top-level folder stripped, so label paths read like "pkg/module.py".  Idempotent: a project
 whose unpacked folder carries a matching .corpus-sha256 stamp is skipped.
 
-CACHE is $SYSCALL_LINT_CORPUS_DIR or bench/corpus/.cache/.
+CACHE is $SYSCALL_LINT_CORPUS_DIR or bench/corpus/.cache/.  --projects FILE fetches another list
+of the same format (a staged addition) instead of bench/corpus/projects.toml.
 """
 from __future__ import annotations
 
@@ -32,6 +33,16 @@ def cache_dir() -> Path:
 def load_projects(path: Path = HERE / "projects.toml") -> list[dict]:
     with open(path, "rb") as f:
         return tomllib.load(f)["project"]
+
+
+def load_projects_or_exit(path: Path) -> list[dict]:
+    """load_projects for a user-named list: a bad file is one line on stderr, exit status 2."""
+    try:
+        return load_projects(path)
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as e:
+        reason = "no [[project]] table" if isinstance(e, (KeyError, TypeError)) else str(e).splitlines()[0]
+        print(f"{path}: error: {reason}", file=sys.stderr)
+        sys.exit(2)
 
 
 def project_dir(name: str) -> Path:
@@ -99,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", "-j", type=int, default=4)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per download")
     ap.add_argument("--only", default="", help="comma-separated project names")
+    ap.add_argument("--projects", default=str(HERE / "projects.toml"),
+                    help="the pinned project list to fetch (default: the live projects.toml)")
     args = ap.parse_args(argv)
-    projects = load_projects()
+    projects = load_projects_or_exit(Path(args.projects))
     if args.only:
         want = {n.strip().lower() for n in args.only.split(",")}
         projects = [p for p in projects if p["name"].lower() in want]

@@ -11,7 +11,9 @@ matches findings to labels by (project, path, line, code):
   FN  a `problem` label with no finding
 
 and prints TP/FP/FN, precision and recall per rule, the time taken, and (with --json) the same
-as JSON.  Labels whose line text no longer hashes to the recorded sha1 are reported as drift.
+as JSON.  --projects FILE scores another project list of the same format (projects are
+looked up under $SYSCALL_LINT_CORPUS_DIR, as fetch.py stores them).  Labels whose line text no
+longer hashes to the recorded sha1 are reported as drift.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-from fetch import load_projects, project_dir  # noqa: E402
+from fetch import load_projects_or_exit, project_dir  # noqa: E402
 
 MAIN_RULES = ["SCL101", "SCL102", "SCL301", "SCL302", "SCL501"]
 EXTRA_RULES = ["SCL106", "SCL201", "SCL303", "SCL401"]
@@ -101,6 +103,8 @@ def norm(path: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--projects", default=str(HERE / "projects.toml"),
+                    help="the pinned project list to score (default: the live projects.toml)")
     ap.add_argument("--labels", default=str(HERE / "labels.jsonl"))
     ap.add_argument("--rules", default=",".join(MAIN_RULES + EXTRA_RULES))
     ap.add_argument("--only", default="", help="comma-separated project names (stdlib for the stdlib)")
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     codes = [c.strip().upper() for c in args.rules.split(",") if c.strip()]
     labels = [lab for lab in load_labels(Path(args.labels)) if lab["code"] in codes]
 
-    projects = [p["name"] for p in load_projects()]
+    projects = [p["name"] for p in load_projects_or_exit(Path(args.projects))]
     if not args.no_stdlib:
         projects.append(STDLIB)
     if args.only:
