@@ -103,8 +103,17 @@ def audit_seconds(files, tree=ROOT):
     return seconds, cpu, codes, len(doc["errors"]), int(proc.stderr.split()[-1])
 
 
+def _load() -> str:
+    """The 1-minute load average: the cores are shared, and a ratio means little without it."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
 def run_set(label, files, goal_ratio, goal_text, repeat=3, compare=None):
     readelf_runs, audit_runs, other_runs = [], [], []
+    load_before = _load()
     for _ in range(max(1, repeat)):
         readelf_runs.append(readelf_seconds(files))
         if compare:
@@ -115,7 +124,8 @@ def run_set(label, files, goal_ratio, goal_text, repeat=3, compare=None):
     ratio = ours / readelf if readelf else float("inf")
     cpu_ratio = ours_cpu / readelf_cpu if readelf_cpu else float("inf")
     walls = lambda runs: ", ".join(f"{run[0]:.2f}" for run in runs)  # noqa: E731
-    print(f"{label}: {len(files)} ELF files; fastest of {len(audit_runs)} alternating runs")
+    print(f"{label}: {len(files)} ELF files; fastest of {len(audit_runs)} alternating runs "
+          f"(load average {load_before} before, {_load()} after)")
     print(f"  readelf -W --dyn-syms via xargs -P2  {readelf:6.2f} s wall, {readelf_cpu:6.2f} s CPU  "
           f"(runs: {walls(readelf_runs)})")
     print(f"  syscall-lint audit -j 2 (all rules)  {ours:6.2f} s wall, {ours_cpu:6.2f} s CPU  "

@@ -298,29 +298,36 @@ def test_aarch64_slot_stores_are_the_same_with_and_without_numpy(monkeypatch, na
         assert take.start in {target for target, *_ in with_arrays.get(0x20, ())}
 
 
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 @pytest.mark.parametrize("stripped", [False, True])
-def test_aarch64_call_graph_is_the_same_with_and_without_numpy(tmp_path, monkeypatch, stripped):
-    """build() keeps aarch64 `bl`s as arrays until they are resolved when numpy is there: the
-    functions (call targets no table names included), the calls and the names must be those of
-    the pure pipelines, on every aarch64 fixture (and stripped, where call targets make most
-    function starts)."""
+def test_call_graph_is_the_same_with_and_without_numpy(tmp_path, monkeypatch, arch, stripped):
+    """With numpy, build() keeps the function table and the calls as columns (graphcols.py,
+    calltable.ArrayCalls) and never makes a tuple per call: the functions (call targets no table
+    names included, and the gap functions), the calls, the names, each function's call sites and
+    the distances must be those of the pure pipelines, on every fixture (and stripped, where call
+    targets make most function starts)."""
     from syscall_lint.elf import vector
 
     if vector.np is None:
         pytest.skip("numpy is not installed")
-    names = sorted(p.name for p in (ELF / "aarch64").iterdir() if p.is_file() and not p.suffix)
+    names = sorted(p.name for p in (ELF / arch).iterdir() if p.is_file() and not p.suffix)
     if not names:
-        pytest.skip("no aarch64 fixtures built")
+        pytest.skip(f"no {arch} fixtures built")
     compared = 0
     for name in names[::3] if stripped else names:
-        path = _stripped(tmp_path, "aarch64", name) if stripped else ELF / "aarch64" / name
+        path = _stripped(tmp_path, arch, name) if stripped else ELF / arch / name
         info = read(str(path))
         sections, relocs = text_sections(str(path))
         graphs = []
         for enabled in (True, False):
             monkeypatch.setattr(vector, "ENABLED", enabled)
             graph = callgraph.build(info, sections, relocs)
-            graphs.append(None if graph is None else (graph.functions, graph._calls, graph.names))
+            if graph is None:
+                graphs.append(None)
+                continue
+            reach = graph.distances({"accept", "accept4", "fork", "rename", "write", "pthread_create"}, 3)
+            graphs.append((graph.functions, graph.calls(), graph.names, graph.sites.items(),
+                           sorted(reach.items(), key=repr), {f.start: graph.callers(f.start) for f in graph.functions}))
         assert graphs[0] == graphs[1], name
         compared += graphs[0] is not None and bool(graphs[0][1])
     assert compared

@@ -15,7 +15,7 @@ reversed edges from the names.
 from __future__ import annotations
 
 import bisect
-from itertools import accumulate, compress, filterfalse, groupby, repeat
+from itertools import accumulate, compress, filterfalse, repeat
 from operator import add, and_, itemgetter, mul, not_, or_, sub, xor
 import re
 import struct
@@ -23,7 +23,8 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from syscall_lint.elf import vector
+from syscall_lint.elf import graphcols, vector
+from syscall_lint.elf.calltable import ListCalls
 from syscall_lint.elf.callsites import _base, _capstone, _stub_targets
 
 # a loop body longer than this is a whole program's main loop, not a serving loop
@@ -74,13 +75,13 @@ class _Sites:
         return bool(self.get(start))
 
     def __iter__(self):
-        return (f.start for f in self.graph.functions if self.get(f.start)) if self.graph else iter(())
+        return (start for start in self.graph._starts if self.get(start)) if self.graph else iter(())
 
     def __len__(self):
         return sum(1 for _ in self)
 
     def __bool__(self):
-        return self.graph is not None and bool(self.graph._calls)
+        return self.graph is not None and len(self.graph._table) > 0
 
     def keys(self):
         return list(self)
@@ -95,20 +96,33 @@ class _Sites:
 @dataclass
 class CallGraph:
     machine: str
-    functions: list = field(default_factory=list)  # Function, sorted by start
     sites: _Sites = field(default=None)  # function start → [CallSite] in address order
     names: dict = field(default_factory=dict)  # function start → every symbol name at that address
+    # the functions, sorted by start, as two columns: a large binary has tens of thousands and a
+    # question reads a few, so a Function (and its name) is made when asked for
     _starts: list = field(default_factory=list)
+    _ends: list = field(default_factory=list)
     _callers: dict = field(default_factory=dict)  # node → starts of the functions calling it (on demand)
     _by_base: dict | None = None  # base symbol name → function starts holding it
-    _calls: list = field(default_factory=list)  # (site, node, tail) of every resolved call, by site
-    _call_sites: list = field(default_factory=list)  # their addresses, for binary searches
-    _by_target: dict | None = None  # imported name → [(site, name, tail)], in the order first called
-    _numbered: list = field(default_factory=list)  # calls to functions, sorted by target address
-    _numbered_keys: list = field(default_factory=list)  # their targets
+    _called: list | None = None  # (imported name, its base name) of the names called, first called first
+    _disassembled: dict = field(default_factory=dict)  # function start → its instructions (loops, slots)
+    # every resolved call: calltable.ListCalls or ArrayCalls
+    _table: object = field(default_factory=lambda: ListCalls([]))
 
     def __post_init__(self):
         self.sites = _Sites(self)
+
+    def instructions(self, info, sections, func: Function, md) -> list:
+        """instructions() of one function, disassembled once for every question (its loops, its
+        slot calls, the fields it writes)."""
+        found = self._disassembled.get(func.start)
+        if found is None:
+            found = self._disassembled[func.start] = instructions(info, sections, func, md)
+        return found
+
+    def calls(self) -> list:
+        """(site, node, tail) of every resolved call, by site."""
+        return self._table.rows()
 
     def _sites_of(self, start: int) -> list:
         """The calls in one function, minus jumps inside it (branches, not calls)."""
@@ -116,9 +130,7 @@ class CallGraph:
         if func is None:
             return []
         lo, hi = func.start, func.end
-        i = bisect.bisect_left(self._call_sites, lo)
-        j = bisect.bisect_left(self._call_sites, hi)
-        return [CallSite._make(call) for call in self._calls[i:j]
+        return [CallSite._make(call) for call in self._table.between(lo, hi)
                 if not (call[2] and type(call[1]) is int and lo <= call[1] < hi)]
 
     def callers(self, node) -> set:
@@ -126,41 +138,31 @@ class CallGraph:
         found = self._callers.get(node)
         if found is None:
             found = set()
-            for site, _target, tail in self._calls_to(node):
+            for site, _target, tail in self._table.to(node):
                 func = self.function_at(site)
                 if func is not None and not (tail and type(node) is int and func.start <= node < func.end):
                     found.add(func.start)
             self._callers[node] = found
         return found
 
-    def _calls_to(self, node) -> list:
-        """(site, node, tail) of every call to `node`, in address order.
+    @property
+    def functions(self) -> list:
+        """Every Function, sorted by start."""
+        return [self._function(i) for i in range(len(self._starts))]
 
-        The calls are indexed by sorting, not by a Python loop over them: the calls to functions
-        by their address (a binary search answers a node), those to imports grouped by name."""
-        if self._by_target is None:
-            calls = self._calls
-            named = list(map(isinstance, map(itemgetter(1), calls), repeat(str)))
-            numbered = sorted(compress(calls, map(not_, named)), key=itemgetter(1))  # stable: sites stay in order
-            self._numbered, self._numbered_keys = numbered, list(map(itemgetter(1), numbered))
-            by_name = sorted(compress(calls, named), key=itemgetter(1))
-            groups = {name: list(group) for name, group in groupby(by_name, key=itemgetter(1))}
-            # the names in the order of their first call (what distances() walks)
-            self._by_target = {name: groups[name] for name in dict.fromkeys(map(itemgetter(1), compress(calls, named)))}
-        if not isinstance(node, int):
-            return self._by_target.get(node, ())
-        keys = self._numbered_keys
-        return self._numbered[bisect.bisect_left(keys, node):bisect.bisect_right(keys, node)]
+    def _function(self, i: int) -> Function:
+        start = self._starts[i]
+        return Function(start, self._ends[i], _pick_name(self.names.get(start)) or f"sub_{start:x}")
 
     def function_at(self, addr: int):
         i = bisect.bisect_right(self._starts, addr) - 1
-        if i >= 0 and self.functions[i].start <= addr < self.functions[i].end:
-            return self.functions[i]
+        if i >= 0 and self._starts[i] <= addr < self._ends[i]:
+            return self._function(i)
         return None
 
     def function(self, start: int):
         i = bisect.bisect_left(self._starts, start)
-        return self.functions[i] if i < len(self._starts) and self._starts[i] == start else None
+        return self._function(i) if i < len(self._starts) and self._starts[i] == start else None
 
     def label(self, node) -> str:
         if isinstance(node, str):
@@ -176,18 +178,20 @@ class CallGraph:
         """node → fewest calls from that node's code to one of the `wanted` names (0 for the names
         themselves), for every node within `depth` calls; with `max_fan_in`, only through functions
         called from at most that many places."""
-        self._calls_to(None)  # builds the index of calls by target
         dist = {}
         queue = deque()
-        for node in list(self._by_target):  # the imported names called
-            if _base(node) in wanted and self.callers(node):
+        if self._called is None:  # the imported names called, with their base names (once per graph)
+            self._called = [(name, _base(name)) for name in self._table.called_names()]
+        for node, base_name in self._called:
+            if base_name in wanted and self.callers(node):
                 dist[node] = 0
                 queue.append(node)
         if self._by_base is None:
             self._by_base = by_base = defaultdict(list)
             for start, names in self.names.items():
-                if len(names) == 1:  # most functions have one name
-                    by_base[_base(names[0])].append(start)
+                if len(names) == 1:  # most functions have one name, most names no prefix to strip
+                    name = names[0]
+                    by_base[name if name[:2] != "__" and "@" not in name else _base(name)].append(start)
                     continue
                 for base_name in {_base(n) for n in names}:
                     by_base[base_name].append(start)
@@ -228,118 +232,96 @@ def build(info, sections, relocs) -> CallGraph | None:
     stubs = _stub_targets(md, info.machine, sections, relocs)  # PLT stub address → imported name
     got = dict(relocs)  # GOT slot → imported name (x86-64 `call [rip+slot]`, -fno-plt)
     text_end = max((s.address + len(s.data) for s in code), default=0)
-    known = _known_functions(info, code)  # start → (end or None, names)
     # direct-call targets are function starts too (fixed-width aarch64 words are reliable; a byte
     # scan over x86-64 can hit a call opcode inside another instruction, so two callers are needed,
     # and the unwind table, when there is one, already lists every function GCC and clang emit)
     all_targets = not x86 or not info.unwind
+    graph = CallGraph(info.machine)
+    columns = graphcols.build(info, code, stubs, got, x86, all_targets, text_end, MIN_GAP, _padding)
+    if columns is not None:
+        graph._starts, graph._ends, graph.names, graph._table = columns
+        return graph
+    known = _known_functions(info, code)  # start → (end or None, names)
     targets = dict(stubs)
     targets.update((start, start) for start in known)
     raw_calls = []  # (site, node, tail): node a function start or an imported name
     keys = vector.sorted_keys(targets)  # for numpy's membership tests, once for every section
-    resolved = None if x86 else _a64_calls_on_arrays(code, targets, keys, known)
-    for sec in code if resolved is None else ():
+    for sec in code:
         if sec.name in (".init", ".fini"):
             continue
         if x86:
             _scan_x86(sec.address, sec.data, got, None if all_targets else targets, raw_calls, keys)
         else:
             _scan_a64(sec.address, sec.data, targets, raw_calls, keys)
-    if all_targets and resolved is None:
+    if all_targets:
         # calls (not jumps) to addresses no table names, counted in C loops
         counts = Counter(filterfalse(targets.__contains__, compress(map(itemgetter(1), raw_calls),
                                                                     map(not_, map(itemgetter(2), raw_calls)))))
         for target, n in counts.items():
             if not isinstance(target, int):
                 continue  # an imported name (a call through the GOT): not a function of this binary
-            if (n >= 2 or not x86) and any(s.address <= target < s.address + len(s.data) for s in code):
+            if (n >= 2 or not x86) and _in_code(code, target):
                 known[target] = [None, []]
                 targets[target] = target
-    graph = CallGraph(info.machine)
-    starts = sorted(known)
-    for i, start in enumerate(starts):
-        end, names = known[start]
-        limit = starts[i + 1] if i + 1 < len(starts) else text_end
-        end = min(end, limit) if end else limit
-        if end <= start:
-            continue
-        graph.functions.append(Function(start, end, _pick_name(names) or f"sub_{start:x}"))
-        if names:
-            graph.names[start] = names
-    graph.functions = _fill_gaps(graph.functions, code)
-    graph._starts = [f.start for f in graph.functions]
-    if all_targets and resolved is None:  # resolve what the scan kept unfiltered
+    graph._starts, graph._ends, graph.names = _bounds(known, text_end, code)
+    if all_targets:  # resolve what the scan kept unfiltered
         # an address becomes its function or stub name; a name stays; an unknown address goes
         nodes = list(map(itemgetter(1), raw_calls))
         keep = list(map(or_, map(targets.__contains__, nodes), map(isinstance, nodes, repeat(str))))
         raw_calls = list(zip(compress(map(itemgetter(0), raw_calls), keep),
                              compress(map(targets.get, nodes, nodes), keep),
                              compress(map(itemgetter(2), raw_calls), keep)))
-    graph._calls = resolved if resolved is not None else sorted(raw_calls, key=itemgetter(0))  # by site
-    graph._call_sites = list(map(itemgetter(0), graph._calls))
+    graph._table = ListCalls(sorted(raw_calls, key=itemgetter(0)))  # by site
     return graph
 
 
-def _a64_calls_on_arrays(code, targets: dict, keys, known: dict):
-    """build()'s aarch64 calls with numpy, sorted by site: the same as the scan, the count of
-    unknown `bl` targets (each one a new function start in `known` and `targets`, in any code
-    section) and the resolution, with the `bl`s kept as arrays until they are resolved. None
-    without numpy or for addresses out of its range (build() then takes the pure way)."""
-    if keys is None:
-        return None
-    sites, dests, tails = [], [], []
-    for sec in code:
-        if sec.name in (".init", ".fini"):
+def _in_code(code, addr: int) -> bool:
+    return any(s.address <= addr < s.address + len(s.data) for s in code)
+
+
+def _bounds(known: dict, text_end: int, code):
+    """(starts, ends, names) of the functions, sorted by start: each known start runs to its
+    recorded end or the next start (the last to the end of the code), and the gaps get functions
+    of their own (_fill_gaps). `names` maps a start to its symbol names."""
+    starts = sorted(known)
+    kept, ends, names = [], [], {}
+    for start, limit in zip(starts, starts[1:] + [text_end]):
+        end, found = known[start]
+        end = min(end, limit) if end else limit
+        if end <= start:
             continue
-        bl = vector.a64_branch_arrays(sec.address, sec.data, 0x94)
-        b = vector.a64_branches(sec.address, sec.data, 0x14, targets, keys)
-        if bl is None or b is None:
-            return None
-        sites.append(bl[0])
-        dests.append(bl[1])
-        tails.extend(zip(b[0], map(targets.__getitem__, b[1]), repeat(True)))  # all resolved
-    if not sites:
-        return sorted(tails, key=itemgetter(0))
-    site, dest = vector.np.concatenate(sites), vector.np.concatenate(dests)
-    known_dest = vector.member(dest, keys)
-    added = []
-    for target in vector.np.unique(dest[~known_dest]).tolist():  # calls to addresses no table names
-        if any(s.address <= target < s.address + len(s.data) for s in code):
-            known[target] = [None, []]
-            targets[target] = target
-            added.append(target)
-    if added:
-        known_dest |= vector.member(dest, vector.np.array(added, dtype=vector.np.int64))
-    calls = list(zip(site[known_dest].tolist(), map(targets.__getitem__, dest[known_dest].tolist()),
-                     repeat(False)))
-    calls.extend(tails)
-    calls.sort(key=itemgetter(0))
-    return calls
+        kept.append(start)
+        ends.append(end)
+        if found:
+            names[start] = found
+    return (*_fill_gaps(kept, ends, code), names)
 
 
-def _fill_gaps(functions: list, code) -> list:
+def _fill_gaps(starts: list, ends: list, code) -> tuple:
     """Code no symbol or unwind entry covers (crtstuff's helpers, hand-written assembly) becomes a
-    function of its own from the gap's first instruction, so every call site lies in a function."""
-    out = []
+    function of its own from the gap's first instruction, so every call site lies in a function.
+    (starts, ends) in, (starts, ends) out, sorted by start."""
+    out = []  # (start, end)
+    placed = set()
     for sec in code:
         lo, hi = sec.address, sec.address + len(sec.data)
-        inside = [f for f in functions if lo <= f.start < hi]
         cursor = lo
-        for f in inside:
-            if f.start - cursor > MIN_GAP:
-                start = cursor + _padding(sec, cursor, f.start)
-                if f.start - start > MIN_GAP:
-                    out.append(Function(start, f.start, f"sub_{start:x}"))
-            out.append(f)
-            cursor = max(cursor, f.end)
+        for i in range(bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)):
+            start, end = starts[i], ends[i]
+            if start - cursor > MIN_GAP:
+                gap = cursor + _padding(sec, cursor, start)
+                if start - gap > MIN_GAP:
+                    out.append((gap, start))
+            out.append((start, end))
+            placed.add(start)
+            cursor = max(cursor, end)
         if hi - cursor > MIN_GAP:
-            start = cursor + _padding(sec, cursor, hi)
-            if hi - start > MIN_GAP:
-                out.append(Function(start, hi, f"sub_{start:x}"))
-    placed = {f.start for f in out}
-    out.extend(f for f in functions if f.start not in placed)
+            gap = cursor + _padding(sec, cursor, hi)
+            if hi - gap > MIN_GAP:
+                out.append((gap, hi))
+    out.extend(pair for pair in zip(starts, ends) if pair[0] not in placed)
     out.sort(key=itemgetter(0))  # by start
-    return out
+    return list(map(itemgetter(0), out)), list(map(itemgetter(1), out))
 
 
 def _padding(sec, start: int, end: int) -> int:
@@ -495,14 +477,15 @@ def instructions(info, sections, func: Function, md) -> list:
     return []
 
 
-def flow(info, sections, func: Function, md=None):
-    """(blocks, natural loops innermost first) of one function, by disassembling just that function."""
+def flow(info, sections, func: Function, md=None, graph=None):
+    """(blocks, natural loops innermost first) of one function, by disassembling just that function
+    (through `graph`'s cache when given)."""
     from syscall_lint.elf import cfg
 
     if md is None:
         md = _capstone(info.machine)
         md.skipdata = True
-    insns = instructions(info, sections, func, md)
+    insns = graph.instructions(info, sections, func, md) if graph is not None else instructions(info, sections, func, md)
     graph = cfg.blocks(info.machine, insns, func.start, func.end)
     return graph, cfg.natural_loops(graph)
 

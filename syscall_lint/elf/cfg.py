@@ -11,12 +11,14 @@ the function's orphan blocks as successors: a jump table's targets have no other
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 _TARGET = re.compile(r"^#?(0x[0-9a-f]+)$")
 X86_ENDS = ("ret", "retq", "hlt", "ud2", "int3")
 A64_ENDS = ("ret", "br", "brk", "hlt", "udf", "eret")
 _A64_BRANCH_INITIALS = frozenset("rbhuect")  # first letters of A64_ENDS and of b, b.cond, cbz/cbnz, tbz/tbnz
+_X86_BRANCH_INITIALS = frozenset("rhuijlb")  # first letters of X86_ENDS, of j*, loop* and `bnd jmp`
 
 
 @dataclass
@@ -36,10 +38,13 @@ class NaturalLoop:
     spans: tuple  # (start, end) address ranges of the body's blocks, sorted
 
     def contains(self, addr: int) -> bool:
-        for start, end in self.spans:
-            if start <= addr < end:
-                return True
-        return False
+        # the spans are disjoint and sorted (blocks do not overlap): a binary search over their
+        # starts, not a scan (a server's main loop has hundreds of blocks, asked about every call)
+        starts = self.__dict__.get("_starts")
+        if starts is None:
+            starts = self.__dict__["_starts"] = [start for start, _ in self.spans]
+        i = bisect_right(starts, addr) - 1
+        return i >= 0 and addr < self.spans[i][1]
 
     @property
     def size(self) -> int:
@@ -74,7 +79,10 @@ def blocks(machine: str, insns: list, start: int, end: int) -> dict:
         return {}
     leaders = {insns[0][0]}
     indirect = []
+    initials = _X86_BRANCH_INITIALS if machine == "x86-64" else _A64_BRANCH_INITIALS
     for i, (address, size, mnemonic, op) in enumerate(insns):
+        if mnemonic[:1] not in initials:  # most instructions: not a branch (branch() says so too)
+            continue
         is_branch, _cond, target, _ends = branch(machine, mnemonic, op)
         if not is_branch:
             continue

@@ -447,10 +447,8 @@ class PointerIndex:
         self._fields = {}
 
     def _insns(self, start):
-        from syscall_lint.elf.callgraph import instructions
-
         func = self.graph.function(start)
-        return instructions(self.info, self.sections, func, self._md) if func is not None else []
+        return self.graph.instructions(self.info, self.sections, func, self._md) if func is not None else []
 
     def _bytes(self, func) -> bytes:
         for sec in self.sections:

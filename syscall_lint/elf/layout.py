@@ -10,8 +10,14 @@ from dataclasses import dataclass
 from itertools import accumulate, repeat
 from operator import add, or_
 
+try:  # optional (see vector.py): relocation rows on arrays
+    import numpy as _np
+except ImportError:  # pragma: no cover - depends on the environment
+    _np = None
+
 MAX_SECTIONS = 1 << 16
 MAX_DYNAMIC = 100_000
+ROWS_ON_ARRAYS = 64  # named relocation rows beyond which numpy reads them (a few are cheaper one by one)
 
 
 class Corrupt(Exception):
@@ -172,12 +178,33 @@ class Layout:
                 fmt = struct.Struct(self.e + ("IIi" if rela else "II"))
                 shift = 8
             data = self.data(sec)
-            for i in _named_rows(data, fmt.size, self.bits, self.little):
+            rows = _named_rows(data, fmt.size, self.bits, self.little)
+            if _np is not None and len(rows) > ROWS_ON_ARRAYS:
+                out.update(self._named_slots(data, fmt.size, rows, shift, symbols_by_index))
+                continue
+            for i in rows:
                 r = fmt.unpack_from(data, i * fmt.size)
                 sym = r[1] >> shift
                 if sym and sym < len(symbols_by_index) and symbols_by_index[sym]:
                     out[r[0]] = symbols_by_index[sym]
         return out
+
+    def _named_slots(self, data: bytes, size: int, rows: list, shift: int, symbols_by_index):
+        """(slot, name) of the given relocation rows, in order, on arrays: each symbol's name is
+        looked up once, not once per row (a library's data relocations name the same symbols
+        again and again)."""
+        width = self.bits // 8
+        word = _np.dtype(self.e + ("u8" if self.bits == 64 else "u4"))
+        fields = [("offset", word), ("info", word)]
+        if size > 2 * width:
+            fields.append(("addend", f"V{size - 2 * width}"))
+        table = _np.frombuffer(data, dtype=_np.dtype(fields), count=len(data) // size)
+        table = table[_np.array(rows, dtype=_np.int64)]
+        syms = (table["info"] >> word.type(shift)).astype(_np.int64)
+        ok = (syms > 0) & (syms < len(symbols_by_index))
+        offsets, syms = table["offset"][ok].tolist(), syms[ok]
+        names = {s: symbols_by_index[s] for s in _np.unique(syms).tolist()}
+        return [(offset, name) for offset, name in zip(offsets, map(names.__getitem__, syms.tolist())) if name]
 
 
 _NONZERO = bytes(int(b != 0) for b in range(256))

@@ -113,7 +113,7 @@ class Evaluator:
             if self._md is None:
                 self._md = _capstone(self.info.machine)
                 self._md.skipdata = True
-            self._loop_cache[func.start] = flow(self.info, self.sections, func, self._md)
+            self._loop_cache[func.start] = flow(self.info, self.sections, func, self._md, self.graph)
         return self._loop_cache[func.start]
 
     def loops_of(self, func: Function) -> list:
@@ -201,6 +201,14 @@ class Evaluator:
         candidates = set()
         for node in self.distances(spec.first, spec.depth - 1):
             candidates.update(self.graph.callers(node))
+        if not (spec.indirect_depth and spec.scope == "loop"):
+            # a scope needs a call site reaching the second group too (below, by direct calls only
+            # when no function pointer may stand in): only the callers of what reaches it qualify
+            # (SCL101's renames are called from a few functions, its writes from hundreds)
+            second = set()
+            for node in self.distances(spec.second, (spec.second_depth or spec.depth) - 1):
+                second.update(self.graph.callers(node))
+            candidates &= second
         for start in sorted(candidates):
             func = self.graph.function(start)
             sites = self.graph.sites.get(start)

@@ -27,7 +27,8 @@ def surface(info) -> set:
     names = set(info.imports)
     if info.static:
         names |= {name for _, _, name in info.functions}
-    return {_base(n) for n in names}
+    # _base inlined for the common case (no `__` prefix, no `@version`): called for every file
+    return {n if n[:2] != "__" and "@" not in n else _base(n) for n in names}
 
 
 def event_libraries(info) -> list:

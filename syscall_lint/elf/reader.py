@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 from itertools import accumulate, islice, repeat
-from operator import add, and_, ge, itemgetter, or_
+from operator import add, and_, ge, itemgetter, methodcaller, or_
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
@@ -280,12 +280,15 @@ def _defined_functions(layout: Layout, sec):
     defined = bytes(map(or_, data[at_shndx::size], data[at_shndx + 1::size])).translate(_NONZERO)
     wanted = bytes(map(and_, data[at_info::size].translate(_FUNCTION_KIND), defined))
     out = set()
+    find, limit = strings.find, len(strings)  # _name inlined: a library defines tens of thousands
     for i in _zero_offsets(wanted.translate(_FLIP)):
         if i == 0:
             continue
         row = rows(data, i * size)
-        if row[at_value]:
-            name = _name(strings, row[0])
+        at = row[0]
+        if row[at_value] and at < limit:
+            end = find(b"\0", at)
+            name = strings[at:end if end >= 0 else limit].decode("utf-8", "replace")
             if name:
                 out.add((row[at_value], row[at_size], name))
     return out
@@ -308,8 +311,14 @@ def _imports(layout: Layout, sec) -> dict:
         raw = layout.data(vs)
         versym = struct.unpack_from(f"{layout.e}{len(raw) // 2}H", raw)
     out = {}
+    # _name inlined: ~100 imports per file, over every file of an audit
+    unpack, size, find, limit = fmt.unpack_from, fmt.size, strings.find, len(strings)
     for i in rows:
-        name = _name(strings, fmt.unpack_from(data, i * fmt.size)[0])  # st_name
+        at = unpack(data, i * size)[0]  # st_name
+        if at >= limit:
+            continue
+        end = find(b"\0", at)
+        name = strings[at:end if end >= 0 else limit].decode("utf-8", "replace")
         if name:
             out.setdefault(name, versions.get(versym[i] & 0x7FFF) if versym is not None and i < len(versym) else None)
     return out
@@ -324,7 +333,7 @@ def _names_start_with(layout: Layout, info: ElfInfo, prefixes: tuple) -> bool:
     """Does an imported or exported function's name start with one of the prefixes? A name that
     does holds the prefix's bytes in .dynstr, so a string table without them answers no unread."""
     sec = layout.by_name.get(".dynsym")
-    if any(n.startswith(prefixes) for n in info.imports):
+    if any(map(methodcaller("startswith", prefixes), info.imports)):
         return True
     if sec is None:
         return False
@@ -403,21 +412,10 @@ def eh_frame_ranges(path: str) -> list:
     Starts come from .eh_frame_hdr's search table; each FDE's pc_range gives the end when the FDE
     encodes its addresses as pc-relative sdata4 (what GCC and clang emit), checked by decoding the
     FDE's own pc_begin and finding the table's start again."""
-    try:
-        with _open(path) as (layout, _):
-            sec = layout.by_name.get(".eh_frame_hdr")
-            if sec is None:
-                return []
-            data, base = layout.data(sec), sec.addr
-            endian = layout.e
-            frames = layout.by_name.get(".eh_frame")
-            fdata = layout.data(frames) if frames is not None and frames.size <= MAX_CODE else b""
-            fbase = frames.addr if frames is not None else 0
-    except Corrupt as exc:
-        raise NotElf(f"corrupt ELF: {exc}") from None
-    if len(data) < 12 or data[0] != 1 or data[2] != 0x03 or data[3] != 0x3B:  # v1, count udata4, datarel|sdata4
+    found = _search_table(path)
+    if found is None:
         return []
-    count = min(struct.unpack_from(endian + "I", data, 8)[0], (len(data) - 12) // 8)
+    endian, data, count, base, fdata, fbase = found
     fast = vector.fde_ranges(endian, data, count, base, fdata, fbase)
     if fast is not None:
         # the table is sorted by start (the format requires it for its binary search): sort only
@@ -438,6 +436,39 @@ def eh_frame_ranges(path: str) -> list:
         out.append((start, end))
     out.sort()
     return out
+
+
+def eh_frame_columns(path: str):
+    """eh_frame_ranges as numpy arrays (starts, ends, which ends are known), in table order; None
+    without numpy or for addresses beyond its range."""
+    if not vector.ENABLED:
+        return None
+    found = _search_table(path)
+    if found is None:
+        empty = vector.np.zeros(0, dtype=vector.np.int64)
+        return empty, empty, empty.astype(bool)
+    return vector.fde_columns(*found)
+
+
+def _search_table(path: str):
+    """(byte order, .eh_frame_hdr bytes, entries, its address, .eh_frame bytes, its address), or
+    None for no usable search table."""
+    try:
+        with _open(path) as (layout, _):
+            sec = layout.by_name.get(".eh_frame_hdr")
+            if sec is None:
+                return None
+            data, base = layout.data(sec), sec.addr
+            endian = layout.e
+            frames = layout.by_name.get(".eh_frame")
+            fdata = layout.data(frames) if frames is not None and frames.size <= MAX_CODE else b""
+            fbase = frames.addr if frames is not None else 0
+    except Corrupt as exc:
+        raise NotElf(f"corrupt ELF: {exc}") from None
+    if len(data) < 12 or data[0] != 1 or data[2] != 0x03 or data[3] != 0x3B:  # v1, count udata4, datarel|sdata4
+        return None
+    count = min(struct.unpack_from(endian + "I", data, 8)[0], (len(data) - 12) // 8)
+    return endian, data, count, base, fdata, fbase
 
 
 def _code_extents(layout: Layout) -> list:

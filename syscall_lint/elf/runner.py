@@ -89,8 +89,9 @@ def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> R
 
     report = Report(sources={"elf"})
     items = []
+    by_dir = {}  # directory named in the arguments → settings (resolved once, not once per file)
     for arg in paths:
-        items.extend(_inputs(arg, resolver, report))
+        items.extend(_inputs(arg, resolver, report, by_dir))
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(items) > 4:
         import multiprocessing
@@ -118,7 +119,20 @@ def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> R
     return report
 
 
-def _inputs(arg: str, resolver, report: Report) -> list:
+def _settings(arg: str, resolver, by_dir: dict):
+    """resolver.for_path for a file named on the command line. A file that is not a symbolic link
+    resolves to its resolved directory, so the files of one directory share one lookup (an audit
+    of /usr/bin names thousands)."""
+    if os.path.islink(arg):
+        return resolver.for_path(Path(arg))
+    directory = os.path.dirname(arg)
+    found = by_dir.get(directory)
+    if found is None:
+        found = by_dir[directory] = resolver.for_path(Path(arg))
+    return found
+
+
+def _inputs(arg: str, resolver, report: Report, by_dir: dict | None = None) -> list:
     """(path, settings) to audit for one command-line argument; its errors go to the report.
 
     Named on the command line, a FIFO, device or socket is a one-line error (opening it could block
@@ -133,7 +147,7 @@ def _inputs(arg: str, resolver, report: Report) -> list:
         elif not is_elf(arg):
             report.errors.append(InputError(arg, "not an ELF file (wrong magic)"))
         else:
-            return [(arg, resolver.for_path(Path(arg)))]
+            return [(arg, _settings(arg, resolver, {} if by_dir is None else by_dir))]
         return []
     settings = resolver.for_path(Path(arg)) if os.path.exists(arg) else None
     found = []

@@ -38,20 +38,66 @@ def _member(values, keys):
 def x86_rel32(base: int, data: bytes, opcode: int, targets, keys=None):
     """(sites, destinations) of every `opcode` byte followed by a whole rel32, both lists, kept only
     where the destination is in `targets` (when given); None when the addresses are out of range."""
+    return _kept_lists(x86_rel32_arrays(base, data, opcode), targets, keys)
+
+
+def x86_rel32_arrays(base: int, data: bytes, opcode: int):
+    """x86_rel32 unfiltered, as int64 arrays (sites, destinations); None when out of range."""
     if not ENABLED or not 0 <= base < LIMIT - len(data) - (1 << 33):
         return None
     raw = np.frombuffer(data, dtype=np.uint8)
     if len(raw) < 5:
-        return [], []
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     offsets = np.flatnonzero(raw[:len(raw) - 4] == opcode)
-    rel = (raw[offsets + 1].astype(np.uint32) | (raw[offsets + 2].astype(np.uint32) << 8)
-           | (raw[offsets + 3].astype(np.uint32) << 16) | (raw[offsets + 4].astype(np.uint32) << 24))
     sites = offsets.astype(np.int64) + base
-    dest = sites + 5 + rel.view(np.int32).astype(np.int64)
-    if targets is not None:
-        keep = _member(dest, sorted_keys(targets) if keys is None else keys)
-        sites, dest = sites[keep], dest[keep]
-    return sites.tolist(), dest.tolist()
+    return sites, sites + 5 + _rel32(raw, offsets + 1)
+
+
+def x86_rel32_pairs(base: int, data: bytes):
+    """x86_rel32_arrays for `call` (e8) and `jmp` (e9) in one pass: (sites, destinations, is a
+    jump), in site order; None when out of range."""
+    if not ENABLED or not 0 <= base < LIMIT - len(data) - (1 << 33):
+        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if len(raw) < 5:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=bool)
+    offsets = np.flatnonzero((raw[:len(raw) - 4] & 0xFE) == 0xE8)
+    sites = offsets.astype(np.int64) + base
+    return sites, sites + 5 + _rel32(raw, offsets + 1), raw[offsets] == 0xE9
+
+
+def _rel32(raw, at):
+    """The little-endian signed 32-bit values at byte offsets `at` of `raw` (each at most
+    len(raw) - 4), as int64: one gather through a view of every unaligned 4-byte window."""
+    windows = np.ndarray((len(raw) - 3,), dtype="<i4", buffer=raw, strides=(1,))
+    return windows[at].astype(np.int64)
+
+
+def x86_slot_calls(base: int, data: bytes):
+    """(sites, slots, is a jump) of every `call`/`jmp [rip+rel32]` (ff 15 / ff 25 and a whole
+    rel32), as arrays; None when out of range. (The two-byte opcodes cannot overlap: the second
+    byte is never 0xff.)"""
+    if not ENABLED or not 0 <= base < LIMIT - len(data) - (1 << 33):
+        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if len(raw) < 6:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=bool)
+    head, second = raw[:len(raw) - 5], raw[1:len(raw) - 4]
+    offsets = np.flatnonzero((head == 0xFF) & ((second == 0x15) | (second == 0x25)))
+    sites = offsets.astype(np.int64) + base
+    return sites, sites + 6 + _rel32(raw, offsets + 2), raw[offsets + 1] == 0x25
+
+
+def lookup(values, keys, codes):
+    """(which values are among the sorted int64 `keys`, the `codes` of those that are)."""
+    if not len(keys):
+        return np.zeros(len(values), dtype=bool), np.zeros(0, dtype=np.int64)
+    at = np.searchsorted(keys, values)
+    at[at == len(keys)] = 0
+    found = keys[at] == values
+    return found, codes[at[found]]
 
 
 def a64_branch_arrays(base: int, data: bytes, first_top: int):
@@ -74,7 +120,11 @@ def member(values, keys):
 def a64_branches(base: int, data: bytes, first_top: int, targets, keys=None):
     """(sites, destinations) of every aligned word whose top byte is first_top..first_top+3 (`bl`:
     0x94, `b`: 0x14), kept only where the destination is in `targets` (when given)."""
-    found = a64_branch_arrays(base, data, first_top)
+    return _kept_lists(a64_branch_arrays(base, data, first_top), targets, keys)
+
+
+def _kept_lists(found, targets, keys):
+    """(sites, destinations) as lists, only where the destination is in `targets` (when given)."""
     if found is None:
         return None
     sites, dest = found
@@ -87,6 +137,18 @@ def a64_branches(base: int, data: bytes, first_top: int, targets, keys=None):
 def fde_ranges(endian: str, table: bytes, count: int, base: int, frames: bytes, frames_base: int):
     """reader.eh_frame_ranges' (start, end or None) for the `count` entries of an .eh_frame_hdr
     search table, in table order; None when numpy is missing or the addresses are out of range."""
+    found = fde_columns(endian, table, count, base, frames, frames_base)
+    if found is None:
+        return None
+    starts, ends, known = found
+    ends_list = ends.tolist()
+    for i in np.flatnonzero(~known).tolist():
+        ends_list[i] = None
+    return list(zip(starts.tolist(), ends_list))
+
+
+def fde_columns(endian: str, table: bytes, count: int, base: int, frames: bytes, frames_base: int):
+    """fde_ranges as arrays: starts and ends (int64) and which ends are known (bool)."""
     if not ENABLED or not (0 <= base < LIMIT and 0 <= frames_base < LIMIT):
         return None
     pairs = np.frombuffer(table, dtype=endian + "i4", count=count * 2, offset=12).astype(np.int64)
@@ -103,10 +165,7 @@ def fde_ranges(endian: str, table: bytes, count: int, base: int, frames: bytes, 
         good = (fdes[inside] + 8 + begin == starts[inside]) & (span > 0) & (span < 1 << 28)
         ends[inside[good]] = starts[inside[good]] + span[good]
         known[inside[good]] = True
-    ends_list = ends.tolist()
-    for i in np.flatnonzero(~known).tolist():
-        ends_list[i] = None
-    return list(zip(starts.tolist(), ends_list))
+    return starts, ends, known
 
 
 def _word(raw, at, endian: str):
