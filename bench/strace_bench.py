@@ -80,6 +80,11 @@ def cpu_of_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _load() -> str:
+    """The 1-minute load average: the neighbours' share of the machine while the rows ran."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "unknown"
+
+
 def native_core_built() -> bool:
     proc = subprocess.run([sys.executable, "-c", "import syscall_lint.strace.parser as p; print(p.NATIVE is not None)"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -87,7 +92,6 @@ def native_core_built() -> bool:
 
 
 def timed(cmd, env=None) -> tuple:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - t0
@@ -114,7 +118,7 @@ def main() -> int:
             synthesise(trace, size)
         mb = trace.stat().st_size / (1 << 20)
         lines = int(subprocess.run(["wc", "-l", str(trace)], capture_output=True, text=True).stdout.split()[0])
-        print(f"\n== {trace.name}: {mb:.0f} MB, {lines:,} lines")
+        print(f"\n== {trace.name}: {mb:.0f} MB, {lines:,} lines (load average {_load()})")
         lint = env_py + ["-m", "syscall_lint", "trace", "--format", "json", "--output", os.devnull, str(trace)]
         rows = [
             ("wc -l", ["wc", "-l", str(trace)], None),
@@ -145,6 +149,7 @@ def main() -> int:
             print(f"{name:<40} {wall:7.2f} s  {mb / wall:8.1f} MB/s  {lines / wall:12,.0f} lines/s  "
                   f"cpu {cpu[name]:6.2f} s{extra}")
         bare = "bare one-regex loop"
+        print(f"(load average after the runs {_load()}: CPU time is the steadier measure on a shared machine)")
         for name, _, _ in ours_rows:
             ours = results[name]
             print(f"{name}: ratio to the bare regex loop by CPU time {cpu[bare] / cpu[name]:.2f}, by wall time "

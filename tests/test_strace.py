@@ -231,7 +231,7 @@ def test_memory_is_flat_as_the_trace_grows():
     from syscall_lint.strace.analyzer import TraceAnalyzer
 
     peaks = []
-    for blocks in (4, 40):  # beyond the parser's read chunk (256 KiB) memory must not grow
+    for blocks in (8, 80):  # 1.2 MB and 12 MB: beyond the parser's read chunk (1 MiB) memory must not grow
         stream = io.BufferedReader(io.BytesIO(_synthetic(blocks)))
         tracemalloc.start()
         analyzer = TraceAnalyzer(DEFAULTS, "x")

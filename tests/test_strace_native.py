@@ -4,7 +4,6 @@ every regression input. Without a build these skip, and the pure parser is what 
 
 import importlib.util
 import io
-import json
 import subprocess
 import sys
 import types
@@ -81,3 +80,13 @@ def test_a_build_of_another_source_is_never_used(monkeypatch):
     assert parser._native_core() is fake
     monkeypatch.setenv("SYSCALL_LINT_PURE", "1")
     assert parser._native_core() is None
+
+
+@needs_build
+def test_the_compiled_core_reads_lines_on_the_edge_like_the_pure_parser():
+    from test_strace_fastpath import EDGES
+
+    pure = pure_parser()
+    data = b"\n".join(EDGES)
+    for wanted in (None, set(), {b"read", b"write", b"openat", b"close"}, {b"getpid", b"c"}):
+        assert events(parser.NATIVE, data, wanted) == events(pure, data, wanted)

@@ -54,11 +54,24 @@ def split(args: bytes) -> list:
 _PLAIN_FD = re.compile(rb"\d{1,10}(?=[<,]|$)").match
 
 
+_FD_HEADS: dict = {}  # first arguments seen lately (`3</usr/lib/libc.so.6>`) -> their fd: reads and writes repeat them
+_MISSING = object()
+
+
 def fd_number(arg: bytes) -> Optional[int]:
     """The leading fd of `3`, `3, ...` or `3</x>, ...` without decoding its -y note; None for anything
     else (AT_FDCWD, a negative or mangled number: fd() says what those are)."""
-    m = _PLAIN_FD(arg)
-    return int(m.group()) if m is not None else None
+    comma = arg.find(b",")
+    head = arg if comma < 0 else arg[:comma]
+    num = _FD_HEADS.get(head, _MISSING)
+    if num is _MISSING:
+        m = _PLAIN_FD(arg)
+        num = int(m.group()) if m is not None else None
+        if len(head) <= 512 and head[-1:] != b"\n":  # (a newline is the one thing $ reads differently in head)
+            if len(_FD_HEADS) >= 4096:
+                _FD_HEADS.clear()
+            _FD_HEADS[head] = num
+    return num  # type: ignore[return-value]
 
 
 def fd(arg: bytes) -> tuple:
@@ -74,7 +87,7 @@ def fd(arg: bytes) -> tuple:
         gt = arg.find(b">", lt)
         if arg[gt - 1:gt] == b"-":  # `TCP:[a:1->b:2]`: the arrow is not the end of -yy's note
             gt = arg.find(b"]>", gt) + 1 or gt
-        if head.isdigit() and len(head) <= MAX_DIGITS and gt > 0 and b"\\" not in arg[lt:gt]:
+        if head.isdigit() and len(head) <= MAX_DIGITS and gt > 0 and arg.find(b"\\", lt, gt) < 0:
             return int(head), _note(arg[lt + 1:gt])  # `3</tmp/x>`, the common case with -y
     m = _FD.match(arg)
     if not m:
@@ -100,7 +113,7 @@ def _note(raw: bytes) -> str:
 
 
 def unescape(data: bytes) -> bytes:
-    if b"\\" not in data:
+    if 92 not in data:  # a backslash (`int in bytes`: `bytes in bytes` is slow in CPython 3.11)
         return data
 
     def repl(m):

@@ -28,6 +28,8 @@ TRACKED = (frozenset(OPENS) | CLONES | FD_MAKERS | DUPS | E.ACCEPTS |
            frozenset({"close", "close_range", "pipe", "pipe2", "socketpair", "socket", "chdir", "fchdir",
                       "execve", "execveat"}))
 
+OPEN_ARGS_KEPT = 4096  # decoded open arguments kept for reuse (bounded: a log of distinct paths clears it)
+OPEN_ARGS_LONGEST = 1024  # longer argument lists are decoded every time: the cache stays a few MB at most
 _FLAGS = re.compile(rb"flags=([A-Z0-9_|]+)")
 _INTS = re.compile(rb"-?\d{1,10}")
 _SOCKET_TYPES = ((b"SOCK_STREAM", "TCP"), (b"SOCK_DGRAM", "UDP"))
@@ -40,6 +42,8 @@ class FdTracker:
         self.sync_gen = 0  # bumped by sync()/syncfs(): a file is dirty only if written since
         self.written: dict = {}  # path -> FdInfo of the last description written there (for renames)
         self.watched: dict = {}  # tid -> how many rules want every call of it (see watch())
+        self.open_args: dict = {}  # (open call's name, its arguments) -> (dirfd, path, flags), see _open_args
+        self.open_flags: dict = {}  # an open's flags -> what they say, see _open_flags
         self.observers = observers
         subs = {name: [getattr(o, name) for o in observers if getattr(o, name, None) is not None]
                 for name in E.SYSCALLS}
@@ -170,29 +174,55 @@ class FdTracker:
                 flags = args[args.rfind(b'"') + 1:]  # after the path: a path's own text is not a flag
                 self._opened(call, task, ret, note, flags)
                 return
-        dirfd_i, path_i, flags_i = OPENS[call.name]
-        parts = A.split_open(args) if call.name == "openat" else A.split(args)
-        raw_path = A.string(parts[path_i]) if path_i < len(parts) else None
-        flags = parts[flags_i] if flags_i is not None and flags_i < len(parts) else b""
-        if call.name == "creat":
-            flags = b"O_CREAT|O_WRONLY|O_TRUNC"
+        decoded = self.open_args.get((call.name, args))
+        if decoded is None:
+            decoded = self._open_args(call.name, args)
+        dirfd, raw_path, flags = decoded
         if note and raw_path and not raw_path.startswith("/") and task.cwd[0] is None:
             rel = posixpath.normpath(raw_path)
             if note.endswith("/" + rel):
                 task.cwd[0] = note[: -len(rel) - 1] or "/"  # learn the cwd from -y
-        dirfd = parts[dirfd_i] if dirfd_i is not None and dirfd_i < len(parts) else None
         self._opened(call, task, ret, note or resolve(task, dirfd, raw_path), flags)
 
+    def _open_args(self, name: str, args: bytes) -> tuple:
+        """(dirfd, path, flags) of an open's arguments, kept: programs open the same paths again and again."""
+        dirfd_i, path_i, flags_i = OPENS[name]
+        parts = A.split_open(args) if name == "openat" else A.split(args)
+        raw_path = A.string(parts[path_i]) if path_i < len(parts) else None
+        flags = parts[flags_i] if flags_i is not None and flags_i < len(parts) else b""
+        if name == "creat":
+            flags = b"O_CREAT|O_WRONLY|O_TRUNC"
+        dirfd = parts[dirfd_i] if dirfd_i is not None and dirfd_i < len(parts) else None
+        decoded = (dirfd, raw_path, flags)
+        if len(args) <= OPEN_ARGS_LONGEST:
+            if len(self.open_args) >= OPEN_ARGS_KEPT:
+                self.open_args.clear()
+            self.open_args[(name, args)] = decoded
+        return decoded
+
     def _opened(self, call: Call, task, ret: int, path: Optional[str], flags: bytes) -> None:
-        if b"O_DIRECTORY" in flags:
+        seen = self.open_flags.get(flags)
+        if seen is None:
+            seen = self._open_flags(flags)
+        directory, osync, direct = seen
+        if directory:
             kind = DIRECTORY
         elif path is not None and (path.startswith(("/dev/pts/", "/dev/tty")) or path == "/dev/console"):
             kind = TTY
         else:
             kind = FILE
-        info = FdInfo(path, kind, call.line, call.pid, osync=b"O_SYNC" in flags or b"O_DSYNC" in flags,
-                      direct=b"O_DIRECT" in flags.replace(b"O_DIRECTORY", b""))
-        self._put(task, ret, info)
+        info = FdInfo(path, kind, call.line, call.pid, osync=osync, direct=direct)
+        task.fds.put(ret, info)  # (_put, inline: opens are the most frequent fd makers)
+
+    def _open_flags(self, flags: bytes) -> tuple:
+        """(O_DIRECTORY, O_SYNC or O_DSYNC, O_DIRECT) of an open's flags, kept: a program uses a few."""
+        seen = (flags.find(b"O_DIRECTORY") >= 0, flags.find(b"O_SYNC") >= 0 or flags.find(b"O_DSYNC") >= 0,
+                flags.replace(b"O_DIRECTORY", b"").find(b"O_DIRECT") >= 0)
+        if len(flags) <= OPEN_ARGS_LONGEST:
+            if len(self.open_flags) >= OPEN_ARGS_KEPT:
+                self.open_flags.clear()
+            self.open_flags[flags] = seen
+        return seen
 
     @staticmethod
     def _put(task, num: int, info: FdInfo) -> None:
@@ -206,7 +236,7 @@ class FdTracker:
     def _socket(self, call: Call) -> None:
         if call.ret is not None and call.ret >= 0:
             sock = next((name for flag, name in _SOCKET_TYPES if flag in call.args), "")
-            if b"AF_UNIX" in call.args or b"AF_LOCAL" in call.args:
+            if call.args.find(b"AF_UNIX") >= 0 or call.args.find(b"AF_LOCAL") >= 0:
                 sock = "UNIX"
             task = self.tasks.get(call.pid)
             self._put(task, call.ret, FdInfo(None, SOCKET, call.line, call.pid, socket=sock))
@@ -249,7 +279,7 @@ class FdTracker:
                     fn(ev)
 
     def _dup(self, call: Call) -> None:
-        if call.name.startswith("fcntl") and b"F_DUPFD" not in call.args:
+        if call.name.startswith("fcntl") and call.args.find(b"F_DUPFD") < 0:
             return
         num, note = A.fd(call.args)
         ret = call.ret
@@ -286,11 +316,13 @@ class FdTracker:
         if call.ret is None or call.ret <= 0:
             return
         flags = b"SIGCHLD" if call.name in ("fork", "vfork") else (m.group(1) if (m := _FLAGS.search(call.args)) else b"")
-        thread = b"CLONE_THREAD" in flags
+        thread = flags.find(b"CLONE_THREAD") >= 0
         parent = self.tasks.get(call.pid)
-        child = self.tasks.clone(parent, call.ret, thread, b"CLONE_FILES" in flags, b"CLONE_FS" in flags)
+        child = self.tasks.clone(parent, call.ret, thread, flags.find(b"CLONE_FILES") >= 0,
+                                 flags.find(b"CLONE_FS") >= 0)
         if self.on_spawn_subs:
-            ev = E.Spawned(call, parent, child, thread, b"CLONE_VM" in flags and not thread or call.name == "vfork")
+            shares_memory = flags.find(b"CLONE_VM") >= 0 and not thread or call.name == "vfork"
+            ev = E.Spawned(call, parent, child, thread, shares_memory)
             for fn in self.on_spawn_subs:
                 fn(ev)
 
@@ -306,9 +338,12 @@ class FdTracker:
     # what rules subscribe to ---------------------------------------------------
     def _write(self, call: Call) -> None:
         task = self.tasks.get(call.pid)
-        num, info = self._fd_arg(task, call)
-        if info is None:
-            return
+        num = A.fd_number(call.args)
+        info = task.fds.get(num) if num is not None else None
+        if info is None:  # an fd this trace has not seen made (or not a plain number): _fd_arg decides
+            num, info = self._fd_arg(task, call)
+            if info is None:
+                return
         if info.direct and self.on_direct_io_subs:
             self._direct_io(call, task, num, info, True)
         ret = call.ret
@@ -338,7 +373,10 @@ class FdTracker:
         if ret is None:
             return
         task = self.tasks.get(call.pid)
-        num, info = self._fd_arg(task, call)
+        num = A.fd_number(call.args)
+        info = task.fds.get(num) if num is not None else None
+        if info is None:  # as in _write
+            num, info = self._fd_arg(task, call)
         if info is not None and info.direct and self.on_direct_io_subs:
             self._direct_io(call, task, num, info, False)
         if self.on_read_subs:

@@ -39,7 +39,7 @@ class FutexContention(Observer):
     def on_call(self, call: Call, task: Task) -> None:
         args = call.args
         comma = args.find(b", ")
-        if comma < 0 or b"FUTEX_WAIT" not in args[comma:comma + 40] and b"FUTEX_LOCK_PI" not in args[comma:comma + 40]:
+        if comma < 0 or args.find(b"FUTEX_WAIT", comma, comma + 40) < 0 and args.find(b"FUTEX_LOCK_PI", comma, comma + 40) < 0:
             return
         if call.errno == "ETIMEDOUT":
             return  # a timed wait that ran out: a sleep, not a lock

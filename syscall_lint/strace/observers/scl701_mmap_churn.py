@@ -42,7 +42,7 @@ class MmapChurn(Observer):
             self._unmap(call, task)
             return
         args = call.args
-        if b"MAP_ANONYMOUS" not in args or b"MAP_FIXED" in args or call.ret is None or call.ret <= 0:
+        if args.find(b"MAP_ANONYMOUS") < 0 or args.find(b"MAP_FIXED") >= 0 or call.ret is None or call.ret <= 0:
             return
         parts = args.split(b", ", 2)
         if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) > 19:
