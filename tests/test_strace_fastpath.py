@@ -104,6 +104,30 @@ def test_a_watched_pid_gets_every_call_and_the_others_are_only_counted():
     assert [(line, pid, name) for line, pid, name, *_ in got] == [(6, 3, "getpid"), (7, 6, "read")]
 
 
+def test_halves_of_calls_no_rule_needs_while_a_pid_is_watched():
+    # a watched pid's unfinished/resumed halves are merged whatever their name; another pid's are counted only
+    log = b"\n".join([
+        b'5 futex(0x1, FUTEX_WAIT <unfinished ...>',
+        b'6 futex(0x2, FUTEX_WAIT <unfinished ...>',
+        b'7 read(3,  <unfinished ...>',
+        b'6 <... futex resumed>) = 0',
+        b'05 <... futex resumed>) = 0',
+        b'7 <... read resumed>"x", 1) = 1',
+        b'[pid 6] futex(0x3, FUTEX_WAKE, 1 <unfinished ...>',
+        b'[pid 6] <... futex resumed>) = 1',
+    ])
+    five = (1, 5, "futex", b"0x1, FUTEX_WAIT", b"0", 0, None, None)
+    seven = (3, 7, "read", b'3,"x", 1', b"1", 1, None, None)
+    got, stats = read(log, WANTED, watched={5: 1})
+    assert got == [five, seven]
+    assert (stats.calls, stats.malformed) == (4, 0)
+    got, stats = read(log, WANTED, watched={5: 1, 6: 1})
+    assert got == [(2, 6, "futex", b"0x2, FUTEX_WAIT", b"0", 0, None, None), five, seven,
+                   (7, 6, "futex", b"0x3, FUTEX_WAKE, 1", b"1", 1, None, None)]
+    assert (stats.calls, stats.malformed) == (4, 0)
+    got, stats = read(log, WANTED)
+    assert got == [seven] and (stats.calls, stats.malformed) == (4, 0)
+
 INPUTS = sorted((FIXTURES / "strace").glob("*.strace"))[:8]
 
 

@@ -210,8 +210,17 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
                     i = len(left)
                     sp = raw.rfind(b" ", 0, i)
                     name = raw[sp + 1:i]
-                    if not watched and name not in wanted:
-                        continue  # the first half of a call no rule needs (its other half is skipped too)
+                    if name not in wanted:
+                        if not watched:
+                            continue  # the first half of a call no rule needs (its other half is skipped too)
+                        first = raw[:raw.find(b" ")]  # while a pid is watched: a `-f -o` line of another pid
+                        first_pid = pid_tokens.get(first)
+                        if first_pid is None:
+                            first_pid = _pid_token(pid_tokens, first)
+                        if first_pid >= 0 and first_pid not in watched:
+                            if pending:
+                                pending.pop(first_pid, None)  # as the full path below does for an unwatched pid
+                            continue
                     head = _pid_ts(raw, sp + 1, default_pid) if sp >= 0 else (default_pid, None)
                     if head is not None and name.replace(b"_", b"").isalnum():
                         pid, ts = head
@@ -296,9 +305,19 @@ def parse(stream, stats: Stats, default_pid: int = 0, wanted=None, watched=None)
                     e = raw.find(b" resumed>", r) if r >= 0 else -1
                     if e > 0:
                         name = raw[r + 5:e]
-                        if not watched and name not in wanted:
-                            calls += 1
-                            continue
+                        if name not in wanted:
+                            if not watched:
+                                calls += 1
+                                continue
+                            first = raw[:raw.find(b" ")]  # as for the first half above
+                            first_pid = pid_tokens.get(first)
+                            if first_pid is None:
+                                first_pid = _pid_token(pid_tokens, first)
+                            if first_pid >= 0 and first_pid not in watched:
+                                calls += 1
+                                if pending:
+                                    pending.pop(first_pid, None)
+                                continue
                         # the second half of an unfinished call, split like a complete one
                         j = raw.rfind(b" = ")
                         head = _pid_ts(raw, r, default_pid)

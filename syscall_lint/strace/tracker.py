@@ -39,6 +39,7 @@ class FdTracker:
     def __init__(self, ctx, observers: list):
         self.ctx = ctx
         self.tasks = Tasks()
+        self.by_tid = self.tasks.by_tid  # the live tasks by tid: hot handlers look a task up without a call
         self.sync_gen = 0  # bumped by sync()/syncfs(): a file is dirty only if written since
         self.written: dict = {}  # path -> FdInfo of the last description written there (for renames)
         self.watched: dict = {}  # tid -> how many rules want every call of it (see watch())
@@ -164,7 +165,7 @@ class FdTracker:
         ret = call.ret
         if ret is None or ret < 0:
             return
-        task = self.tasks.get(call.pid)
+        task = self.by_tid.get(call.pid) or self.tasks.get(call.pid)
         _, note = A.fd(call.result)
         args = call.args
         if note is not None and note[:1] == "/" and call.name != "creat":
@@ -257,7 +258,7 @@ class FdTracker:
             num, _ = A.fd(call.args)
         if num is None:
             return
-        task = self.tasks.get(call.pid)
+        task = self.by_tid.get(call.pid) or self.tasks.get(call.pid)
         info = task.fds.drop(num) if call.ret == 0 or call.ret is None else task.fds.get(num)
         if self.on_close_subs:
             ev = E.Closed(call, task, num, info)
@@ -337,7 +338,7 @@ class FdTracker:
 
     # what rules subscribe to ---------------------------------------------------
     def _write(self, call: Call) -> None:
-        task = self.tasks.get(call.pid)
+        task = self.by_tid.get(call.pid) or self.tasks.get(call.pid)
         num = A.fd_number(call.args)
         info = task.fds.get(num) if num is not None else None
         if info is None:  # an fd this trace has not seen made (or not a plain number): _fd_arg decides
@@ -372,7 +373,7 @@ class FdTracker:
         ret = call.ret
         if ret is None:
             return
-        task = self.tasks.get(call.pid)
+        task = self.by_tid.get(call.pid) or self.tasks.get(call.pid)
         num = A.fd_number(call.args)
         info = task.fds.get(num) if num is not None else None
         if info is None:  # as in _write
@@ -390,7 +391,7 @@ class FdTracker:
             fn(ev)
 
     def _wait(self, call: Call) -> None:
-        ev = E.Waited(call, self.tasks.get(call.pid))
+        ev = E.Waited(call, self.by_tid.get(call.pid) or self.tasks.get(call.pid))
         for fn in self.on_wait_subs:
             fn(ev)
 
