@@ -46,6 +46,15 @@ def run(cmd, cwd=None) -> float:
     return wall
 
 
+def load() -> str:
+    """The machine's load average now: wall times are only comparable on a quiet machine."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "load average unknown"
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
 def cpu(wall: float) -> str:
     return f"(cpu {CPU.get(wall, float('nan')):6.2f} s)"
 
@@ -94,7 +103,7 @@ def importers(files: list, heavy: bool) -> list:
 def bench(name: str, root: Path, fixit_sample: int, workdir: Path) -> None:
     files = py_files(root)
     lines = sum(p.read_bytes().count(b"\n") for p in files)
-    print(f"\n== {name}: {len(files):,} files, {lines:,} lines ({root})")
+    print(f"\n== {name}: {len(files):,} files, {lines:,} lines ({root}); {load()}")
     listing = workdir / f"{name}.files"
     listing.write_text("\n".join(map(str, files)))
     cache = workdir / f"{name}-cache"
@@ -150,6 +159,7 @@ def bench(name: str, root: Path, fixit_sample: int, workdir: Path) -> None:
         size = sum(p.stat().st_size for p in five) // 1024
         print(f"{label:<32}{t_five:7.2f} s {cpu(t_five)} (goal < 0.5 s; pre-commit's case, imports followed): "
               f"{', '.join(p.name for p in five)}, {size} KiB")
+    print(f"(at the end: {load()})")
 
 
 def main() -> int:

@@ -177,3 +177,172 @@ def test_shared_memory_polled_through_self_runs_the_ordering_rule():
     assert prescreen._shared_polled(tree, names)
     expected = sorted((n, "SCL501") for n, line in enumerate(MMAP_POLLED.splitlines(), 1) if "expect: SCL501" in line)
     assert _findings(MMAP_POLLED, True) == _findings(MMAP_POLLED, False) == expected
+
+
+# --- durability across functions and methods: only the scopes that publish, and what they reach --
+
+# unrelated code the gate must leave out of the snippet (and that makes the snippet small)
+FILLER = "".join(f"\n\ndef unrelated{i}(text):\n    return text.replace('a', 'b') + str({i})\n" for i in range(12))
+
+# a helper returns the temp file it opened; another function writes it and renames it
+HELPER_APART = """import os
+
+
+def scratch(path):
+    f = open(path + ".tmp", "w")
+    return f
+
+
+def save(path, data):
+    f = scratch(path)
+    f.write(data)
+    f.close()
+    os.replace(f.name, path)  # expect: SCL101
+""" + FILLER
+
+# the temp file opened in __init__ and renamed in close(); a look-alike class that renames but
+# never opens, and one that opens but never renames, are not needed
+CLASS_APART = """import os
+
+
+class Writer:
+    def __init__(self, target):
+        self.target = target
+        self.tmp = target + ".tmp"
+        self.f = open(self.tmp, "w")
+
+    def write(self, data):
+        self.f.write(data)
+
+    def close(self):
+        self.f.close()
+        os.rename(self.tmp, self.target)  # expect: SCL101
+
+
+class Mover:
+    def move(self, a, b):
+        os.rename(a, b)
+
+    def label(self):
+        return "mover"
+
+
+class Reader:
+    def read(self, path):
+        with open(path) as f:
+            return f.read()
+""" + FILLER
+
+# a script: the file is made and renamed by module-level code, which is one scope: the whole file
+SCRIPT = """import os
+
+f = open("out.tmp", "w")
+f.write("x")
+f.close()
+os.rename("out.tmp", "out")  # expect: SCL101
+""" + FILLER
+
+# os.open's flags come from a module-level constant, which the rule reads: the whole file
+FLAGS_AT_MODULE_LEVEL = """import os
+
+FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+
+
+def save(path, data):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, FLAGS)
+    os.write(fd, data)
+    os.close(fd)
+    os.rename(tmp, path)  # expect: SCL101
+""" + FILLER
+
+DURABILITY = {"SCL101", "SCL102", "SCL106"}
+
+
+def _expected(text, code="SCL101"):
+    return sorted((n, code) for n, line in enumerate(text.splitlines(), 1) if f"expect: {code}" in line)
+
+
+def test_a_helper_that_opens_goes_to_libcst_with_its_caller_only():
+    modules, source, line_map = _plan(HELPER_APART, DURABILITY)
+    assert modules == {"durability"} and line_map is not None  # a snippet, not the whole file
+    assert "def scratch(" in source and "def save(" in source and "def unrelated" not in source
+    assert _findings(HELPER_APART, True) == _findings(HELPER_APART, False) == _expected(HELPER_APART)
+
+
+def test_a_class_whose_methods_share_a_file_goes_whole_and_look_alikes_stay_out():
+    modules, source, line_map = _plan(CLASS_APART, DURABILITY)
+    assert modules == {"durability"} and line_map is not None
+    assert "def write(self, data)" in source and "def close(self)" in source  # Writer whole
+    assert "def label(self)" not in source and "def read(self, path)" not in source
+    assert "def unrelated" not in source
+    assert _findings(CLASS_APART, True) == _findings(CLASS_APART, False) == _expected(CLASS_APART)
+
+
+def test_module_level_code_that_makes_and_renames_keeps_the_whole_file():
+    tree, names = _gate(SCRIPT)
+    from syscall_lint.python.gate_durability import durability_needs
+
+    assert durability_needs(tree, names, prescreen._rename_candidate) is None
+    modules, source, _ = _plan(SCRIPT, DURABILITY)
+    assert modules == {"durability"} and source == SCRIPT
+    assert _findings(SCRIPT, True) == _findings(SCRIPT, False) == _expected(SCRIPT)
+
+
+def test_open_flags_set_at_module_level_keep_the_whole_file():
+    modules, source, _ = _plan(FLAGS_AT_MODULE_LEVEL, DURABILITY)
+    assert modules == {"durability"} and source == FLAGS_AT_MODULE_LEVEL
+    expected = _expected(FLAGS_AT_MODULE_LEVEL)
+    assert _findings(FLAGS_AT_MODULE_LEVEL, True) == _findings(FLAGS_AT_MODULE_LEVEL, False) == expected
+
+
+# --- batching's `send`: only on something the rule can take for a socket --------------------------
+
+# a generator driven by `.send()` in a loop, and a parameter that is not named like a socket, in a
+# file that never makes or accepts one: the rule cannot take either for a socket
+SENDS_NO_SOCKET = """def drive(gen):
+    while True:
+        try:
+            gen.send(None)
+        except StopIteration:
+            break
+
+
+def push(conn, lines):
+    for line in lines:
+        conn.send(line)
+""" + FILLER
+
+# the same loops where the rule does see a socket: a parameter named like one, and one made here
+SENDS_ON_SOCKETS = """import socket
+
+
+def push(sock, lines):
+    for line in lines:
+        sock.send(line)  # expect: SCL201
+
+
+def spam(host, lines):
+    out = socket.create_connection((host, 80))
+    for line in lines:
+        out.sendall(line)  # expect: SCL201
+""" + FILLER
+
+
+def test_sends_on_what_cannot_be_a_socket_do_not_run_batching():
+    tree, names = _gate(SENDS_NO_SOCKET)
+    assert not names.sockets
+    modules, _, _ = _plan(SENDS_NO_SOCKET, {"SCL201", "SCL401"})
+    assert modules == set()  # libcst is not run (not even imported, for a pre-commit call)
+    assert _findings(SENDS_NO_SOCKET, True) == _findings(SENDS_NO_SOCKET, False) == []
+
+
+def test_sends_on_sockets_run_batching():
+    modules, _, line_map = _plan(SENDS_ON_SOCKETS, {"SCL201", "SCL401"})
+    assert modules == {"batching"} and line_map is not None
+    expected = _expected(SENDS_ON_SOCKETS, "SCL201")
+    assert _findings(SENDS_ON_SOCKETS, True) == _findings(SENDS_ON_SOCKETS, False) == expected
+    # without the factory call, the parameter named `sock` alone still keeps its loop
+    alone = SENDS_ON_SOCKETS.split("\n\ndef spam")[0].replace("import socket\n", "import os\n") + FILLER
+    assert not _gate(alone)[1].sockets
+    assert _findings(alone, True) == _findings(alone, False) == _expected(alone, "SCL201")

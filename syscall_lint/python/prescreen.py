@@ -10,12 +10,15 @@ provably stay silent; a test checks gated and ungated runs agree on the fixtures
 from __future__ import annotations
 
 import ast
+from collections import deque
 
 from syscall_lint.python.lines import source_lines
 from syscall_lint.python.rulekit import registry
+from syscall_lint.python.rules.batching import SOCKET_FACTORIES
 from syscall_lint.python.rules.connections import SUMMARY_DEPTH
 from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, ALL_TAILS, DELEGATORS, FILE_SYNC_TAILS, OPEN_TAILS, RENAME_TAILS,
-                                            RULE_MODULES, SERVER_TAILS, SHARED_TAILS, SPAWNER_TAILS, THREAD_TAILS)
+                                            RULE_MODULES, SERVER_TAILS, SHARED_TAILS, SPAWNER_TAILS, THREAD_TAILS,
+                                            tails)
 
 
 def text_modules(text: str, view=None) -> set:
@@ -71,8 +74,10 @@ class _Walker:
     The walk uses an explicit stack, not recursion: valid code nested deeper than Python's
     recursion limit (hundreds of nested lambdas or brackets) must still pass through the gate."""
 
-    def __init__(self, aliases, unbuffered: bool, servers=SERVER_TAILS, bound=None, roots=frozenset()):
+    def __init__(self, aliases, unbuffered: bool, servers=SERVER_TAILS, bound=None, roots=frozenset(),
+                 sockets: bool = True):
         self.aliases = aliases
+        self.sockets = sockets  # the file can make or accept a socket (ModuleNames.sockets)
         self.roots = roots  # imported and module-level-bound names: what `x.replace(a, b)` may resolve through
         self.bound = bound or {}  # name -> tails of the names it is bound to (`x = mod.attr`)
         self.used_binding = False
@@ -164,10 +169,16 @@ class _Walker:
         tails = {t for t, _ in calls}
         if "accept" in tails and tails & SPAWNER_TAILS:
             self.connections = True
-        if tails & {"send", "sendall", "flush"}:
+        if "flush" in tails:
             self.batching = True
         for tail, call in calls:
-            if tail == "print" and any(k.arg == "flush" for k in call.keywords):
+            if tail in ("send", "sendall"):
+                # batching judges a send only on a socket: a name made by a socket factory or an
+                # accept (none in this file, when `sockets` is False), `self.request` or a name
+                # that says `sock`; a generator's `.send(None)` is none of these
+                if self.sockets or _maybe_socket(call.func):
+                    self.batching = True
+            elif tail == "print" and any(k.arg == "flush" for k in call.keywords):
                 self.batching = True
             elif tail in ("write", "writelines"):
                 func = call.func
@@ -219,6 +230,18 @@ class _Walker:
 
 
 _OS_NAMES = frozenset({"os", "posix", "nt"})  # facts.CANONICAL_MODULES: the OS modules are os
+# What makes a name a socket for batching (its SOCKET_FACTORIES' tails, `accept`, `wrap_socket`).
+SOCKET_WORDS = tails(SOCKET_FACTORIES) | {"accept", "wrap_socket"}
+
+
+def _maybe_socket(func) -> bool:
+    """Can batching take the receiver of `x.send(...)` for a socket without knowing where it was
+    made: `self.request` (in a request handler) or a name whose last part says `sock`. Anything
+    that is not a plain name or attribute chain counts (the rule reads its code)."""
+    if type(func) is not ast.Attribute:
+        return False  # a bare `send(...)`: the rule needs a receiver
+    dotted = _dotted(func.value)
+    return dotted is None or dotted == "self.request" or "sock" in dotted.rsplit(".", 1)[-1].lower()
 
 
 def _module_level_functions(tree) -> list:
@@ -272,10 +295,9 @@ _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
 _NAMES_INERT = _INERT - {ast.Name, ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal}
 
 
-def _walk(tree):
-    """ast.walk's breadth-first order without its generators, skipping leaves that hold nothing."""
-    from collections import deque
-
+def walk_nodes(tree):
+    """ast.walk's breadth-first order without its generators, skipping leaves that hold nothing
+    (every node the gate's questions look at is visited: names, attributes, calls, statements)."""
     todo = deque([tree])
     popleft, append = todo.popleft, todo.append
     while todo:
@@ -303,8 +325,9 @@ class ModuleNames:
         self.imported: set = set()  # every local name an import binds
         self.imports: list = []
         shadowed: set = set()
+        sockets = False  # a socket can be made or accepted somewhere (batching's `send` needs one)
         file_ops: list = []  # (line, tail) of rename/sync calls: what a wrapper function does
-        for node in _walk(tree):
+        for node in walk_nodes(tree):
             kind = type(node)
             if kind is ast.Call:
                 tail = _tail(node.func)
@@ -313,6 +336,11 @@ class ModuleNames:
             elif kind is ast.Name:
                 if type(node.ctx) is ast.Store:
                     shadowed.add(node.id)
+                elif node.id in SOCKET_WORDS:
+                    sockets = True
+            elif kind is ast.Attribute:
+                if node.attr in SOCKET_WORDS:
+                    sockets = True
             elif kind is ast.Import:
                 for a in node.names:
                     self.imported.add(a.asname or a.name.split(".")[0])
@@ -334,6 +362,7 @@ class ModuleNames:
             elif kind is ast.arguments:
                 shadowed.update(a.arg for a in (*node.posonlyargs, *node.args, *node.kwonlyargs))
         self.shadowed_builtins = sorted(shadowed & set(dir(builtins)))
+        self.sockets = sockets or any(name in SOCKET_WORDS for name in self.aliases.values())
         self._bind_module_level(tree)
         if view:  # names imported from the project stand for what their summaries say (project.py)
             for name, tails in view.gate_tails().items():
@@ -381,8 +410,9 @@ class ModuleNames:
                     stack.append(child)
 
 
-def _judge(node, aliases, unbuffered, seen=None, servers=SERVER_TAILS, bound=None, roots=frozenset()) -> set:
-    walker = _Walker(aliases, unbuffered, servers, bound, roots)
+def _judge(node, aliases, unbuffered, seen=None, servers=SERVER_TAILS, bound=None, roots=frozenset(),
+           sockets: bool = True) -> set:
+    walker = _Walker(aliases, unbuffered, servers, bound, roots, sockets)
     walker.visit(node)
     if seen is not None:
         if walker.used_binding:
@@ -390,8 +420,6 @@ def _judge(node, aliases, unbuffered, seen=None, servers=SERVER_TAILS, bound=Non
         scopes = walker.all_scopes
         seen["accepts"] = seen.get("accepts", False) or walker.accept_path or any("accept" in s.tails for s in scopes)
         seen["spawns"] = seen.get("spawns", False) or any(s.tails & SPAWNER_TAILS for s in scopes)
-        if walker.has_class:
-            seen["has_class"] = True
         if seen.get("in_class") or walker.has_class:  # methods share `self.` files: note what any does
             seen["class_opens"] = seen.get("class_opens", False) or any(s.writes_open for s in walker.all_scopes)
             seen["class_renames"] = seen.get("class_renames", False) or any(s.renames for s in walker.all_scopes)
@@ -421,15 +449,29 @@ def _judge(node, aliases, unbuffered, seen=None, servers=SERVER_TAILS, bound=Non
 
 def _mentions(node, names: "ModuleNames") -> set:
     """Every name and attribute `node` mentions, also under the names they are bound or aliased to."""
-    found = set()
-    for sub in ast.walk(node):
+    return _mentions_and_callees(node, names)[0]
+
+
+def _mentions_and_callees(node, names: "ModuleNames") -> tuple:
+    """(_mentions(node), _callees(node)) in one walk."""
+    found, callees = set(), set()
+    aliases, bound = names.aliases, names.bound
+    for sub in walk_nodes(node):
         kind = type(sub)
-        word = sub.id if kind is ast.Name else sub.attr if kind is ast.Attribute else None
-        if word is not None:
-            found.add(word)
-            found.add(names.aliases.get(word, word))
-            found.update(names.bound.get(word, ()))
-    return found
+        if kind is ast.Name:
+            word = sub.id
+            callees.add(word)
+        elif kind is ast.Attribute:
+            word = sub.attr
+            if type(sub.value) is ast.Name and sub.value.id == "self":
+                callees.add(word)
+        else:
+            continue
+        found.add(word)
+        found.add(aliases.get(word, word))
+        if word in bound:
+            found.update(bound[word])
+    return found, callees
 
 
 def _accept_reaches_spawn(tree, names: "ModuleNames") -> bool:
@@ -444,14 +486,16 @@ def _accept_reaches_spawn(tree, names: "ModuleNames") -> bool:
     by_name: dict = {}  # function name -> [(what it mentions, what it can call)]
     accepts_in_loop: set = set()  # ids of functions with a loop that mentions accept
     called_in_loops: set = set()
-    functions = [node for node in ast.walk(tree) if type(node) in _FUNCTIONS]
+    functions = [node for node in walk_nodes(tree) if type(node) in _FUNCTIONS]
     for node in functions:
-        by_name.setdefault(node.name, []).append((_mentions(node, names), _callees(node), id(node)))
-        if any(type(loop) in _LOOPS and "accept" in _mentions(loop, names) for loop in ast.walk(node)):
+        mentioned, callees = _mentions_and_callees(node, names)
+        by_name.setdefault(node.name, []).append((mentioned, callees, id(node)))
+        # a loop in it mentions no more than the function does: look for one only when it can
+        if "accept" in mentioned and any(type(loop) in _LOOPS and "accept" in _mentions(loop, names)
+                                         for loop in walk_nodes(node)):
             accepts_in_loop.add(id(node))
-    for loop in ast.walk(tree):
-        if type(loop) in _LOOPS:
-            called_in_loops |= _callees(loop)
+    if any("accept" in f[0] and f[2] not in accepts_in_loop for group in by_name.values() for f in group):
+        called_in_loops = _loop_callees(tree)  # (only asked about such functions)
     # an accept path: an accept in a serve loop, an accept in a function some loop calls, or an
     # accept callback (the rule asks the same, per class; here any loop and any class will do)
     todo = [f for name, group in by_name.items() for f in group if name in ACCEPT_CALLBACKS or (
@@ -474,12 +518,30 @@ def _callees(node) -> set:
     """The functions a scope can call as connections resolves calls: bare names (module-level and
     nested functions, also passed as callables) and `self.` methods, by name."""
     found = set()
-    for sub in ast.walk(node):
+    for sub in walk_nodes(node):
         kind = type(sub)
         if kind is ast.Name:
             found.add(sub.id)
         elif kind is ast.Attribute and type(sub.value) is ast.Name and sub.value.id == "self":
             found.add(sub.attr)
+    return found
+
+
+def _loop_callees(tree) -> set:
+    """_callees of every loop in the tree: those of the outermost loops (the inner ones are in them)."""
+    found: set = set()
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if type(node) in _LOOPS:
+            found |= _callees(node)
+            continue
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                todo.extend(item for item in value if isinstance(item, ast.AST) and type(item) not in _NAMES_INERT)
+            elif isinstance(value, ast.AST) and type(value) not in _NAMES_INERT:
+                todo.append(value)
     return found
 
 
@@ -495,7 +557,7 @@ def _dotted(node):
 
 
 def _dotted_names(node) -> set:
-    return {d for sub in ast.walk(node) if type(sub) in (ast.Name, ast.Attribute) for d in (_dotted(sub),) if d}
+    return {d for sub in walk_nodes(node) if type(sub) in (ast.Name, ast.Attribute) for d in (_dotted(sub),) if d}
 
 
 def _touches(dotted: set, shared: set) -> bool:
@@ -511,45 +573,58 @@ def _shared_polled(tree, names: "ModuleNames") -> bool:
     access flags are not asked), every function that mentions one or calls such a function is a
     maker, every assignment whose value mentions a shared name makes its targets shared, and a loop
     counts when any name anywhere in it is shared. When no loop can, ordering is not run at all."""
-    def makes(node, makers) -> bool:
-        return any(type(sub) is ast.Call and _mentions(sub.func, names) & (SHARED_TAILS | makers)
-                   for sub in ast.walk(node))
+    def called(node) -> set:
+        """What the callees of the calls in `node` mention (a call there `makes` shared memory when
+        this meets SHARED_TAILS or the makers: computed once, asked again as makers grow)."""
+        out: set = set()
+        for sub in walk_nodes(node):
+            if type(sub) is ast.Call:
+                out |= _mentions(sub.func, names)
+        return out
 
-    functions = [n for n in ast.walk(tree) if type(n) in _FUNCTIONS]
+    functions = [n for n in walk_nodes(tree) if type(n) in _FUNCTIONS]
+    calling = [(f.name, called(f)) for f in functions]
     makers: set = set()
     while True:
-        grown = {f.name for f in functions if f.name not in makers and makes(f, makers)}
+        making = SHARED_TAILS | makers
+        grown = {name for name, words in calling if name not in makers and words & making}
         if not grown:
             break
         makers |= grown
-    assigns = []  # (target dotted names, value)
-    for node in ast.walk(tree):
+    making = SHARED_TAILS | makers
+    assigns = []  # (target dotted names, the value's dotted names)
+    shared: set = set()
+    calls = []  # the dotted names each call mentions
+    whiles = []
+    for node in walk_nodes(tree):
         kind = type(node)
+        pairs = ()
         if kind in (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
             targets = node.targets if kind is ast.Assign else [node.target]
             if node.value is not None:
-                assigns.append((set().union(*(_dotted_names(t) for t in targets)), node.value))
+                pairs = [(set().union(*(_dotted_names(t) for t in targets)), node.value)]
         elif kind in (ast.With, ast.AsyncWith):
-            for item in node.items:
-                if item.optional_vars is not None:
-                    assigns.append((_dotted_names(item.optional_vars), item.context_expr))
+            pairs = [(_dotted_names(item.optional_vars), item.context_expr) for item in node.items
+                     if item.optional_vars is not None]
         elif kind in (ast.For, ast.AsyncFor, ast.comprehension):
-            assigns.append((_dotted_names(node.target), node.iter))
-    shared: set = set()
-    for targets, value in assigns:
-        if makes(value, makers):
-            shared |= targets
+            pairs = [(_dotted_names(node.target), node.iter)]
+        elif kind is ast.Call:
+            calls.append(_dotted_names(node))
+        elif kind is ast.While:
+            whiles.append(node)
+        for targets, value in pairs:
+            assigns.append((targets, _dotted_names(value)))
+            if called(value) & making:
+                shared |= targets
     params = {f.name: {a.arg for a in (*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs)} for f in functions}
-    calls = [n for n in ast.walk(tree) if type(n) is ast.Call]
     while shared:
         # a class attribute read through `self.`, or `self.x` read bare: both forms, to stay loose
         shared |= {f"self.{n}" for n in shared if "." not in n} | {n[5:] for n in shared if n.startswith("self.")}
         before = len(shared)
         for targets, value in assigns:
-            if not targets <= shared and _touches(_dotted_names(value), shared):
+            if not targets <= shared and _touches(value, shared):
                 shared |= targets
-        for call in calls:  # Process(target=f, args=(flag,)): f's parameters
-            mentioned = _dotted_names(call)
+        for mentioned in calls:  # Process(target=f, args=(flag,)): f's parameters
             if _touches(mentioned, shared):
                 for name in mentioned:
                     shared |= params.get(name, set())
@@ -557,7 +632,7 @@ def _shared_polled(tree, names: "ModuleNames") -> bool:
             break
     if not shared:
         return False
-    return any(type(n) is ast.While and _touches(_dotted_names(n), shared) for n in ast.walk(tree))
+    return any(_touches(_dotted_names(n), shared) for n in whiles)
 
 
 def _span(node) -> tuple:
@@ -577,10 +652,8 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
     parts: list = []
     local_servers: set = set(SERVER_TAILS)
     seen: dict = {}
-    class_statements: list = []  # top-level statements that define classes, in source order
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
-            class_statements.append(node)
             raw = {_tail(b) for b in node.bases}
             bases = {aliases.get(b, b) for b in raw if b}
             server = bool(bases & local_servers)
@@ -592,7 +665,7 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
             members = []
             seen["in_class"] = True
             for item in node.body:
-                found = _judge(item, aliases, unbuffered, seen, local_servers, names.bound, names.roots)
+                found = _judge(item, aliases, unbuffered, seen, local_servers, names.bound, names.roots, names.sockets)
                 if found:
                     modules |= found
                     members.append(_span(item))
@@ -602,10 +675,7 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
             if server or members:
                 parts.append(("class", node, members))
             continue
-        seen["has_class"] = False
-        found = _judge(node, aliases, unbuffered, seen, local_servers, names.bound, names.roots)
-        if seen["has_class"]:
-            class_statements.append(node)
+        found = _judge(node, aliases, unbuffered, seen, local_servers, names.bound, names.roots, names.sockets)
         if found:
             modules |= found
             parts.append(("span", _span(node)))
@@ -620,24 +690,79 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
     class_files = seen.get("class_opens") and seen.get("class_renames")
     if class_files:
         modules.add("durability")
-    if (seen.get("opens") and (seen.get("renames") or seen.get("opens_renames"))) or (
-            seen.get("renames") and seen.get("opens_renames")):
-        # a file made by a helper (or a top-level statement) and renamed elsewhere: helpers that
-        # return the files they open are summarised over the whole file
+    # a file made by a helper (or a top-level statement) and renamed elsewhere
+    made_apart = bool((seen.get("opens") and (seen.get("renames") or seen.get("opens_renames"))) or (
+        seen.get("renames") and seen.get("opens_renames")))
+    if made_apart:
         modules.add("durability")
-        seen["binding"] = True
     if "ordering" in modules or seen.get("binding"):
         return modules, None  # whole file: the facts resolve names through module-level bindings
-    if class_files:
-        # a file opened in one method and renamed in another (of this class or of a subclass):
-        # every class whole (a base may be any of them); what methods call at module level is a
-        # binding, which takes the whole file above
-        whole = {id(node) for node in class_statements}
-        parts = [p for p in parts if not (p[0] == "class" and id(p[1]) in whole)
-                 and not (p[0] == "span" and any(p[1] == _span(n) for n in class_statements))]
-        parts += [("span", _span(node)) for node in class_statements]
-        parts.sort(key=lambda p: p[1][0] if p[0] == "span" else _span(p[1])[0])
+    if made_apart or class_files:
+        # the functions that rename or sync, what they call, and the classes whose methods share
+        # a file (gate_durability); module-level code that needs them all takes the whole file
+        from syscall_lint.python.gate_durability import durability_needs
+
+        needs = durability_needs(tree, names, _rename_candidate)
+        if needs is None:
+            return modules, None
+        parts = _with_needs(tree, parts, needs)
+    if "durability" in modules and parts and _flags_from_module(tree, text, names):
+        return modules, None
     return modules, parts
+
+
+def _with_needs(tree: ast.Module, parts: list, needs) -> list:
+    """`parts` (as plan makes them) and what gate_durability.Needs asks for, in source order."""
+    index = {id(node): i for i, node in enumerate(tree.body)}
+    by_span = {_span(node): i for i, node in enumerate(tree.body)}
+    whole, members, headers = set(needs.whole), {k: set(map(id, v)) for k, v in needs.members.items()}, set(needs.headers)
+    for part in parts:
+        if part[0] == "span":
+            whole.add(by_span[part[1]])
+            continue
+        _, node, spans = part
+        i = index[id(node)]
+        headers.add(i)
+        wanted = set(spans)
+        members.setdefault(i, set()).update(id(item) for item in node.body if _span(item) in wanted)
+    out = []
+    for i, node in enumerate(tree.body):
+        if i in whole:
+            out.append(("span", _span(node)))
+        elif i in members or i in headers:
+            kept = members.get(i, set())
+            out.append(("class", node, [_span(item) for item in node.body if id(item) in kept]))
+    return out
+
+
+def _flags_from_module(tree: ast.Module, text: str, names: "ModuleNames") -> bool:
+    """`os.open(path, FLAGS)` with FLAGS (or a name a local set from it) set at module level: the
+    rules read that assignment to know whether the file is opened for writing, and a snippet of
+    functions would not hold it. Looser than the rules: any call named `open` with a name in its
+    flags, in a function (or module-level code) that mentions a name set outside functions."""
+    if not any(flag in text for flag in ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC")):
+        return False  # no flags the rules act on: they read the same (nothing) either way
+    assigned: set = set()
+    module_code: list = []
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if type(node) in _FUNCTIONS:
+            continue
+        module_code.append(node)
+        if type(node) is ast.Name and type(node.ctx) is ast.Store:
+            assigned.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    if not assigned:
+        return False
+    units = [list(walk_nodes(n)) for n in walk_nodes(tree) if type(n) in _FUNCTIONS] + [module_code]
+    for nodes in units:
+        opens_with_flags = any(
+            type(n) is ast.Call and names.aliases.get(_tail(n.func), _tail(n.func)) == "open"
+            and (n.args[1:2] or any(k.arg == "flags" for k in n.keywords)) for n in nodes)
+        if opens_with_flags and any(type(n) is ast.Name and n.id in assigned for n in nodes):
+            return True
+    return False
 
 
 def snippet(text: str, parts, names: ModuleNames) -> tuple:

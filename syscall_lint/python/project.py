@@ -65,7 +65,10 @@ def _worth_parsing(text: str) -> bool:
     return False
 
 
-_CLASS_LINE = re.compile(r"^class[ \t]+(\w+)[ \t]*\(([^)]*)\)", re.M)
+# Line-anchored patterns start at the "\n" before the line, searched in "\n" + text: a leading literal
+# keeps re's scan fast, where `^` with re.M tries every position (as textscan.py explains). A match
+# never ends just after a "\n", so the matches are the ones `^...` with re.M finds.
+_CLASS_LINE = re.compile(r"\nclass[ \t]+(\w+)[ \t]*\(([^)]*)\)")
 TEMP_HINTS = ("tmp", "temp", "new", "part", "stag", "swp", "~", "next", "pending", "incoming")
 CONTEXT_MANAGERS = frozenset({"contextmanager", "asynccontextmanager"})
 OPERATION_TAILS = {  # what a summarised call stands for at the call site, for the `ast` gate
@@ -77,22 +80,29 @@ OPERATION_TAILS = {  # what a summarised call stands for at the call site, for t
 DURABILITY_OPERATIONS = frozenset(RENAMES | FILE_SYNCS | {"tempfile.NamedTemporaryFile", "tempfile.mkstemp"})
 
 _IMPORT_LINE = re.compile(
-    r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))", re.M)
+    r"\n[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))")
 
 
 # --- where modules are ------------------------------------------------------------------------
 
-def package_of(path: str) -> tuple:
-    """(the folder the file's top-level package lives in, the file's dotted module name)."""
-    directory, name = os.path.split(os.path.abspath(path))
+def package_of(path: str, memo: dict | None = None) -> tuple:
+    """(the folder the file's top-level package lives in, the file's dotted module name).
+    `memo` keeps each folder's answer (every file of a folder asks the same)."""
+    folder, name = os.path.split(os.path.abspath(path))
     stem = name.rsplit(".", 1)[0]
-    parts = [] if stem == "__init__" else [stem]
-    for _ in range(MAX_MARKER_DEPTH):
-        if not os.path.isfile(os.path.join(directory, "__init__.py")):
-            break
-        directory, package = os.path.split(directory)
-        parts.insert(0, package)
-    return directory, ".".join(parts)
+    found = memo.get(("package", folder)) if memo is not None else None
+    if found is None:
+        directory, packages = folder, []
+        for _ in range(MAX_MARKER_DEPTH):
+            if not os.path.isfile(os.path.join(directory, "__init__.py")):
+                break
+            directory, package = os.path.split(directory)
+            packages.insert(0, package)
+        found = (directory, tuple(packages))
+        if memo is not None:
+            memo[("package", folder)] = found
+    directory, packages = found
+    return directory, ".".join(packages + (() if stem == "__init__" else (stem,)))
 
 
 @dataclass(frozen=True)
@@ -104,8 +114,10 @@ class Layout:
     is_package: bool
 
 
-def layout_for(path: str, extra_roots=()) -> Layout:
-    package_root, module = package_of(path)
+def layout_for(path: str, extra_roots=(), memo: dict | None = None) -> Layout:
+    """`memo`: per-folder answers kept across the files of a run (the package above a folder, the
+    project root at or above it)."""
+    package_root, module = package_of(path, memo)
     top = module.split(".")[0] if module else ""
     is_package = os.path.basename(path).startswith("__init__.")
     roots = []
@@ -114,7 +126,13 @@ def layout_for(path: str, extra_roots=()) -> Layout:
         roots.append((package_root, frozenset({top})))  # a package follows only itself
     elif os.path.basename(package_root) not in THIRD_PARTY_DIRS:
         roots.append((package_root, None))  # a top-level module: its siblings are on sys.path
-    root = nearest_project_root(os.path.dirname(os.path.abspath(path)))
+    folder = os.path.dirname(os.path.abspath(path))
+    if memo is None:
+        root = nearest_project_root(folder)
+    else:
+        root = memo.get(("root", folder), False)
+        if root is False:
+            root = memo[("root", folder)] = nearest_project_root(folder)
     if root is not None:
         roots.append((root, None))
         if os.path.isdir(os.path.join(root, "src")):
@@ -406,7 +424,7 @@ def summarise(path: str, module: str, is_package: bool, data: bytes, digest: str
     if not _worth_parsing(text):
         # nothing here renames, syncs or spawns: its class bases still matter (a subclass of a
         # server class imported from elsewhere serves as its base does)
-        found = {m.group(1): m.group(2) for m in _CLASS_LINE.finditer(text)}
+        found = {m.group(1): m.group(2) for m in _CLASS_LINE.finditer("\n" + text)}
         classes = {}
         for name, bases in found.items():
             dotted = [b.strip() for b in bases.split(",") if b.strip() and "=" not in b]
@@ -520,13 +538,14 @@ class Index:
         self.by_path: dict = {}  # path -> (ModuleSummary, (size, mtime_ns)) for this run
         self.files: dict = {}
         self.layouts: dict = {}
+        self.folders: dict = {}  # per-folder facts for layout_for
 
     def layout(self, path: str, extra_roots=()) -> Layout:
         key = (os.path.dirname(os.path.abspath(path)), os.path.basename(path).startswith("__init__."),
                os.path.basename(path), tuple(extra_roots))
         hit = self.layouts.get(key)
         if hit is None:
-            hit = self.layouts[key] = layout_for(path, extra_roots)
+            hit = self.layouts[key] = layout_for(path, extra_roots, self.folders)
         return hit
 
     def find(self, dotted: str, roots: tuple) -> str | None:
@@ -652,7 +671,7 @@ def _imports_in(text: str) -> list:
     from the text (cheap: no parse; also sees imports inside functions and strings, which only
     makes the view looser)."""
     out = []
-    for match in _IMPORT_LINE.finditer(text):
+    for match in _IMPORT_LINE.finditer("\n" + text):
         source, names, plain = match.groups()
         if plain is not None:
             for item in plain.rstrip("\\ \t").split(","):

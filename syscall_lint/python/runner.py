@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import gc
 import os
-from concurrent.futures import ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,8 +241,10 @@ def _result_fingerprint(memo: dict, settings, path: str, strict: bool) -> str:
     return fp
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def _pool(workers: int):
+    # imported here: a pre-commit call on a few files runs in this process and never pays for them
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_limit_memory)
@@ -254,6 +254,9 @@ def _in_pools(todo: list, jobs: int) -> list:
     """Analyse in a pool of workers. A worker that dies (killed for memory) breaks the whole pool;
     the files not finished then are re-run one at a time in a fresh single-worker pool, so only
     the file that kills its worker gets an error and every other file still gets its result."""
+    from concurrent.futures import wait
+    from concurrent.futures.process import BrokenProcessPool
+
     done: dict = {}
     size = max(1, min(8, len(todo) // (jobs * 16)))
     chunks = [todo[i:i + size] for i in range(0, len(todo), size)]

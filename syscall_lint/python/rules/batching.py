@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from syscall_lint.python.rulekit import Hit, Rule, cst, call_label
+from syscall_lint.python.textscan import search_line_start, search_word
 from syscall_lint.python.vocabulary import OPENERS
 
 if TYPE_CHECKING:
@@ -20,9 +21,21 @@ if TYPE_CHECKING:
 
 # os.write, or os under another name (`import sys, os as o`, `import posix`) or any `from os import`
 # (a parenthesised, multi-line list included)
-_OS_WRITE = re.compile(r"\bos\s*\.\s*write\b|\b(?:os|posix|nt)[ \t]+as\b|\bimport[ \t]+(?:posix|nt)\b|"
-                       r"^[ \t]*from[ \t]+(?:os|posix|nt)[ \t]+import\b", re.M)
-_SEND_OR_FLUSH = re.compile(r"\bsend(?:all)?\s*\(|\.flush\s*\(|flush\s*=|buffering")
+# (each piece starts with its word, which keeps re's scan fast: textscan.py)
+_OS_WRITE = (re.compile(r"os\s*\.\s*write\b"), re.compile(r"os[ \t]+as\b"), re.compile(r"posix[ \t]+as\b"),
+             re.compile(r"nt[ \t]+as\b"), re.compile(r"import[ \t]+(?:posix|nt)\b"))
+_FROM_OS = re.compile(r"from[ \t]+(?:os|posix|nt)[ \t]+import\b")  # at the start of a line
+# `send(`/`sendall(` as a word, `.flush(`, `flush=`, `buffering`
+_SEND = re.compile(r"send(?:all)?\s*\(")
+_FLUSH = (re.compile(r"\.flush\s*\("), re.compile(r"flush\s*="))
+
+
+def _os_write(text: str) -> bool:
+    return any(search_word(p, text) for p in _OS_WRITE) or search_line_start(_FROM_OS, text)
+
+
+def _send_or_flush(text: str) -> bool:
+    return "buffering" in text or any(p.search(text) for p in _FLUSH) or search_word(_SEND, text)
 
 
 class Batching(Rule):
@@ -36,8 +49,8 @@ class Batching(Rule):
 
     @classmethod
     def screen(cls, text: str) -> bool:
-        return bool((("send" in text or "flush" in text or "buffering" in text) and _SEND_OR_FLUSH.search(text))
-                    or ("write" in text and _OS_WRITE.search(text)))
+        return bool((("send" in text or "flush" in text or "buffering" in text) and _send_or_flush(text))
+                    or ("write" in text and _os_write(text)))
 
     def check(self, facts):
         return _check(facts)

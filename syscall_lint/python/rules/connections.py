@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from syscall_lint.python.rulekit import Hit, Rule, cst, call_label
+from syscall_lint.python.textscan import search_word
 from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, DATAGRAM_SERVERS, FORKERS, FORKING_SERVERS, MP_CONTEXTS,
                                             RAW_FORKS, STREAM_SERVERS, THREAD_POOLS, THREAD_STARTERS,
                                             THREADING_SERVERS)
@@ -15,8 +16,10 @@ if TYPE_CHECKING:
 
 
 
-_SERVER = re.compile(r"Threading(?:MixIn|TCPServer|UnixStreamServer|HTTPServer)|"
-                     r"Forking(?:MixIn|TCPServer|UnixStreamServer)|\baccept\s*\(")
+# the stdlib's threading/forking servers, or `accept(` as a word (one pattern per word: textscan.py)
+_SERVER = (re.compile(r"Threading(?:MixIn|TCPServer|UnixStreamServer|HTTPServer)"),
+           re.compile(r"Forking(?:MixIn|TCPServer|UnixStreamServer)"))
+_ACCEPT = re.compile(r"accept\s*\(")
 
 
 class Connections(Rule):
@@ -31,7 +34,8 @@ class Connections(Rule):
 
     @classmethod
     def screen(cls, text: str) -> bool:
-        return bool(any(w in text for w in cls.words) and _SERVER.search(text)) or (
+        return bool(any(w in text for w in cls.words) and (
+            any(p.search(text) for p in _SERVER) or search_word(_ACCEPT, text))) or (
             "fork" in text and ("Thread" in text or "start_new" in text)) or (
             "accept" in text and any(w in text for w in _SPAWN_WORDS))
 

@@ -11,15 +11,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from syscall_lint.python.rulekit import Hit, Rule, call_label, cst, delegated, ident, string_value
+from syscall_lint.python.textscan import search_line_start, search_word
 from syscall_lint.python.vocabulary import DUMPERS, FILE_SYNCS, LINKS, OPENERS, REMOVES, RENAMES
 
 if TYPE_CHECKING:
     from syscall_lint.python.facts import CallSite, Facts, Scope
 
 # called, or bound / passed as a value (`swap = os.replace`, `to_thread(os.replace, a, b)`)
-_RENAME_CALL = re.compile(r"\b(?:rename|replace|renames|move|link|fsync|fdatasync)\s*(?:[(),]|$)", re.M)
-_IMPORTED = re.compile(
-    r"^[ \t]*from[ \t]+\S+[ \t]+import[^\n]*\b(?:rename|replace|renames|move|link|fsync|fdatasync)\b", re.M)
+# (one pattern per word, the anchors checked by textscan.py: re's scan stays fast)
+_RENAME_CALL = tuple(re.compile(rf"{word}\s*(?:[(),]|$)", re.M)
+                     for word in ("rename", "replace", "renames", "move", "link", "fsync", "fdatasync"))
+_IMPORTED = re.compile(  # at the start of a line
+    r"from[ \t]+\S+[ \t]+import[^\n]*\b(?:rename|replace|renames|move|link|fsync|fdatasync)\b")
 
 
 class Durability(Rule):
@@ -36,7 +39,7 @@ class Durability(Rule):
     @classmethod
     def screen(cls, text: str) -> bool:
         return (any(w in text for w in cls.words) and any(w in text for w in cls.open_words)
-                and bool(_RENAME_CALL.search(text) or _IMPORTED.search(text)))
+                and (any(search_word(p, text) for p in _RENAME_CALL) or search_line_start(_IMPORTED, text)))
 
     def check(self, facts):
         return _check(facts)

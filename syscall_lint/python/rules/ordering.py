@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from syscall_lint.python.rulekit import Hit, Rule
+from syscall_lint.python.textscan import search_word
 from syscall_lint.python.vocabulary import LOCKABLE_SHARED, PROTOCOL_TAILS, SHARED_FACTORIES
 
 if TYPE_CHECKING:
@@ -26,7 +27,13 @@ def _bind() -> None:
 
 
 # Value/Array are raw only with lock=False; the others are raw by construction
-_SHARED = re.compile(r"SharedMemory|ShareableList|\bmmap\b|RawValue|RawArray|sharedctypes|lock\s*=\s*False")
+_SHARED_WORDS = ("SharedMemory", "ShareableList", "RawValue", "RawArray", "sharedctypes")
+_MMAP = re.compile(r"mmap\b")  # as a word (textscan.py)
+_UNLOCKED = re.compile(r"lock\s*=\s*False")
+
+
+def _mentions_shared(text: str) -> bool:
+    return any(w in text for w in _SHARED_WORDS) or bool(_UNLOCKED.search(text)) or search_word(_MMAP, text)
 
 
 class Ordering(Rule):
@@ -40,7 +47,7 @@ class Ordering(Rule):
 
     @classmethod
     def screen(cls, text: str) -> bool:
-        return "while" in text and any(w in text for w in cls.words) and bool(_SHARED.search(text))
+        return "while" in text and any(w in text for w in cls.words) and _mentions_shared(text)
 
     def check(self, facts):
         _bind()
