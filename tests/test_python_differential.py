@@ -56,18 +56,51 @@ def _roots():
     return roots
 
 
+def libcst_rejects_valid_python(text: str) -> bool:
+    """CPython parses it, libcst's parser does not (a parenthesised annotated target, `(x): int`,
+    in the stdlib's test_grammar.py): the full run, libcst on the whole file, has no answer to
+    compare with there, so such a file is not a difference of the gate."""
+    import ast
+
+    import libcst
+
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    try:
+        libcst.parse_module(text)
+    except libcst.ParserSyntaxError:
+        return True
+    except Exception:  # noqa: BLE001 - any other libcst failure is not this case
+        return False
+    return False
+
+
+def test_the_no_oracle_case_is_only_libcst_rejecting_valid_python():
+    assert libcst_rejects_valid_python("def f():\n    (x): int = 1\n    return x\n")
+    assert not libcst_rejects_valid_python("def f(:\n    pass\n")  # a real syntax error
+    assert not libcst_rejects_valid_python("x = 1\n")
+
+
 def test_gated_and_full_runs_agree_on_the_stdlib_and_site_packages():
     compared = 0
     differ = []
+    no_oracle = []
     for index, (path, text) in enumerate(_screened_files(_roots())):
         if not FULL and index % SAMPLE_EVERY:
             continue
         compared += 1
         gated, full = outcome(text, True), outcome(text, False)
         if gated != full:
+            if full == "error" and libcst_rejects_valid_python(text):
+                no_oracle.append(str(path))
+                continue
             differ.append((str(path), gated, full))
     assert compared > 0
     assert differ == []
+    if no_oracle:
+        print(f"{len(no_oracle)} file(s) libcst cannot parse (no full-run answer): {no_oracle}")
 
 
 # --- generated edge cases ----------------------------------------------------------------------
@@ -94,6 +127,19 @@ BODIES = [
     "            self.handle(c)\n\n    def handle(self, c):\n        os.fork()\n",
     "def spam{n}(fd, items):\n    for item in items:\n        os.write(fd, item)\n",
     "def other{n}(x):\n    return x.replace('a', 'b')  # noqa: SCL101\n",
+    # SCL501: a parameter typed as shared memory, a view returned by a helper, a view bound by setattr
+    "from multiprocessing.shared_memory import SharedMemory\n\ndef words{n}(shm):\n"
+    "    return memoryview(shm.buf).cast('Q')\n\ndef put{n}(shm: SharedMemory):\n    w = words{n}(shm)\n"
+    "    while w[0] == 0:\n        pass\n",
+    "import mmap\n\nclass F{n}:\n    def __init__(self, fd):\n        m = mmap.mmap(fd, 64)\n"
+    "        object.__setattr__(self, '_v', m[0:8])\n\n    def wait(self):\n        v = self._v\n"
+    "        while v[0] == 0:\n            pass\n",
+    # SCL301/SCL302: an override that hands on to the mixin; an accept callback a looping method registers
+    "import socketserver\n\nclass C{n}(socketserver.ThreadingMixIn, socketserver.TCPServer):\n"
+    "    def process_request(self, r, a):\n        super().process_request(r, a)\n",
+    "class K{n}:\n    def run(self, sel, s):\n        sel.register(s, 1, self.on_accept)\n        while True:\n"
+    "            for key, _ in sel.select():\n                key.data(key.fileobj)\n\n"
+    "    def on_accept(self, s):\n        c, _ = s.accept()\n        if os.fork() == 0:\n            c.sendall(b'x')\n",
 ]
 
 

@@ -241,3 +241,64 @@ def test_summaries_are_reused_by_content_digest(tmp_path):
     helper.write_text("import os\n\n\ndef publish(src, dst):\n    os.link(src, dst)\n")
     third = project.Index(known=dict(first.fresh))
     assert third.summary(str(helper), "helper").functions == {} and len(third.fresh) == 1
+
+
+RING_FILES = {
+    "pyproject.toml": "[project]\nname = \"ring\"\n",
+    "ring/__init__.py": "",
+    "ring/compat.py": "import socketserver  # re-exported for the other modules\n",
+    "ring/util.py": "from . import compat\n\nsocketserver = compat.socketserver\n",
+    "ring/header.py": (
+        "import numpy as np\n\n\n"
+        "def _words(shm):\n    return np.ndarray((4,), dtype=np.int64, buffer=shm.buf)\n\n\n"
+        "def live(shm):\n    return _words(shm)\n\n\n"
+        "def snapshot(shm):\n    return bytes(shm.buf[0:32])\n"
+    ),
+    "ring/producer.py": (
+        "import time\nfrom multiprocessing import shared_memory\n\nfrom .header import live, snapshot\n\n\n"
+        "def put(shm: shared_memory.SharedMemory, payload: bytes):\n"
+        "    hdr = live(shm)\n"
+        "    while int(hdr[0]) == int(hdr[1]):  # expect: SCL501\n"
+        "        time.sleep(0.001)\n"
+        "    shm.buf[32 : 32 + len(payload)] = payload\n\n\n"
+        "def peek(shm: shared_memory.SharedMemory):\n"
+        "    copy = snapshot(shm)\n"
+        "    while copy[0] == 0:  # a copy taken once: no shared load in the loop\n"
+        "        time.sleep(0.001)\n"
+    ),
+    "ring/web.py": (
+        "import http.server\n\nfrom . import util\n\nsocketserver = util.socketserver\n\n"
+        "try:\n    _mixin = socketserver.ThreadingMixIn\nexcept AttributeError:\n"
+        "    _mixin = socketserver.ForkingMixIn\n\n\n"
+        "class RepoServer(_mixin, http.server.HTTPServer):  # expect: SCL301\n    pass\n"
+    ),
+}
+
+
+def test_views_and_re_exported_modules_are_followed_across_modules(tmp_path):
+    # shm-comm: a numpy header over SharedMemory.buf returned by a helper of another module;
+    # mercurial: `socketserver = util.socketserver`, a module re-exported by a compat module
+    for rel, text in RING_FILES.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    asked = ["ring/producer.py", "ring/web.py"]
+    _, doc = run_json("check", "--no-cache", *asked, cwd=tmp_path)
+    assert doc["errors"] == []
+    expected = marks("ring/producer.py", tmp_path) | marks("ring/web.py", tmp_path)
+    assert len(expected) == 2 and findings(doc) == expected
+    summary = project.summarise("header.py", "ring.header", False, RING_FILES["ring/header.py"].encode(), "d3")
+    assert summary.functions["live"].views_param == 0 and "snapshot" not in summary.functions
+    util = project.summarise("util.py", "ring.util", False, RING_FILES["ring/util.py"].encode(), "d4")
+    assert util.bindings == {"socketserver": "ring.compat.socketserver"}
+    assert ModuleSummary.from_json(summary.to_json()) == summary
+    # the gate stays exact with these imports followed
+    from syscall_lint.config import parse_table
+    from syscall_lint.python.analyzer import analyze
+
+    settings_ = parse_table({}, "<test>", tmp_path)
+    for rel in asked:
+        path = tmp_path / rel
+        view = project.view_for(str(path), path.read_text())
+        gated, full = (sorted((f.line, f.code) for f in analyze(path.read_text(), str(path), settings_, gate=g,
+                                                                 view=view)) for g in (True, False))
+        assert gated == full and gated

@@ -223,12 +223,12 @@ class Facts:
         from syscall_lint.python.vocabulary import FILE_SYNCS, RENAMES, aliasable
 
         aliases: dict = {}
-        self.aliases = {}
+        self.aliases = aliases  # a binding resolves through the ones before it (`so = socketserver`, `M = so.X`)
         for _, targets, value in self.scopes[0].assigns:
             if len(targets) != 1 or "." in targets[0] or targets[0] in self.imports or targets[0] in aliases:
                 continue
             if isinstance(value, (cst.Name, cst.Attribute)):
-                qual = self.resolve(dotted_name(value))
+                qual = self.resolve(dotted_name(value)) or self.project.modules.get(dotted_name(value))
                 if qual and not qual.startswith("builtins.") and aliasable(qual):
                     aliases[targets[0]] = qual
             elif isinstance(value, cst.Call) and value.args and value.args[0].keyword is None:

@@ -128,6 +128,8 @@ class _Walker:
         elif kind in _FUNCTIONS:
             if node.name in ACCEPT_CALLBACKS:
                 self.accept_path = True
+            if _shared_params(node):  # `shm: SharedMemory`: SCL501 takes the parameter as shared
+                self.shared = True
             scope = _Scope()
             self.scopes.append(scope)
             self.all_scopes.append(scope)
@@ -496,6 +498,9 @@ def _accept_reaches_spawn(tree, names: "ModuleNames") -> bool:
             accepts_in_loop.add(id(node))
     if any("accept" in f[0] and f[2] not in accepts_in_loop for group in by_name.values() for f in group):
         called_in_loops = _loop_callees(tree)  # (only asked about such functions)
+        for node in functions:  # a callback a looping function registers (`register(sock, ev, self.on_accept)`)
+            if any(type(sub) is ast.While for sub in walk_nodes(node)):
+                called_in_loops |= _callees(node)
     # an accept path: an accept in a serve loop, an accept in a function some loop calls, or an
     # accept callback (the rule asks the same, per class; here any loop and any class will do)
     todo = [f for name, group in by_name.items() for f in group if name in ACCEPT_CALLBACKS or (
@@ -565,6 +570,15 @@ def _touches(dotted: set, shared: set) -> bool:
     return any(d in shared or d.rsplit(".", 1)[0] in shared for d in dotted)
 
 
+def _shared_params(function) -> set:
+    """Parameters whose annotation mentions a shared-memory type (`shm: SharedMemory`,
+    `Optional[mmap.mmap]`): looser than ordering's `_annotated_shared` (any mention counts)."""
+    args = function.args
+    return {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)
+            if a.annotation is not None and any(type(sub) in (ast.Name, ast.Attribute) and _tail(sub) in SHARED_TAILS
+                                                 for sub in ast.walk(a.annotation))}
+
+
 def _shared_polled(tree, names: "ModuleNames") -> bool:
     """Can SCL501 find a `while` loop that reads shared memory? The rule needs a name bound to
     shared memory (made here, returned by a helper of this module, a view of such a name, or a
@@ -594,7 +608,7 @@ def _shared_polled(tree, names: "ModuleNames") -> bool:
     making = SHARED_TAILS | makers
     assigns = []  # (target dotted names, the value's dotted names)
     shared: set = set()
-    calls = []  # the dotted names each call mentions
+    calls = []  # (the dotted names a call mentions, the call)
     whiles = []
     for node in walk_nodes(tree):
         kind = type(node)
@@ -609,13 +623,15 @@ def _shared_polled(tree, names: "ModuleNames") -> bool:
         elif kind in (ast.For, ast.AsyncFor, ast.comprehension):
             pairs = [(_dotted_names(node.target), node.iter)]
         elif kind is ast.Call:
-            calls.append(_dotted_names(node))
+            calls.append((_dotted_names(node), node))
         elif kind is ast.While:
             whiles.append(node)
         for targets, value in pairs:
             assigns.append((targets, _dotted_names(value)))
             if called(value) & making:
                 shared |= targets
+    for f in functions:
+        shared |= _shared_params(f)
     params = {f.name: {a.arg for a in (*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs)} for f in functions}
     while shared:
         # a class attribute read through `self.`, or `self.x` read bare: both forms, to stay loose
@@ -624,10 +640,13 @@ def _shared_polled(tree, names: "ModuleNames") -> bool:
         for targets, value in assigns:
             if not targets <= shared and _touches(value, shared):
                 shared |= targets
-        for mentioned in calls:  # Process(target=f, args=(flag,)): f's parameters
+        for mentioned, call in calls:  # Process(target=f, args=(flag,)): f's parameters
             if _touches(mentioned, shared):
                 for name in mentioned:
                     shared |= params.get(name, set())
+                args = call.args  # setattr(obj, "name", view) (any such call, to stay loose)
+                if len(args) == 3 and type(args[1]) is ast.Constant and isinstance(args[1].value, str):
+                    shared |= {f"{d}.{args[1].value}" for d in _dotted_names(args[0])}
         if len(shared) == before:
             break
     if not shared:

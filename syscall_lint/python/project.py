@@ -29,8 +29,8 @@ from syscall_lint.inputs import InputRefused, read_regular
 from syscall_lint.python.qualnames import canonical
 from syscall_lint.python.summaries import (SUMMARY_FORMAT, ClassSummary, FunctionSummary, ModuleSummary,
                                            TempManager)
-from syscall_lint.python.vocabulary import (DUMPERS, FILE_SYNCS, FORKERS, FORKING_SERVERS, RENAMES, THREAD_STARTERS,
-                                            THREADING_SERVERS)
+from syscall_lint.python.vocabulary import (DUMPERS, FILE_SYNCS, FORKERS, FORKING_SERVERS, RENAMES, RULE_MODULES,
+                                            THREAD_STARTERS, THREADING_SERVERS)
 
 MAX_IMPORTS_PER_FILE = 200  # project modules one analysed file may pull in (directly)
 MAX_DEPTH = 4  # re-export and base-class chains followed across modules
@@ -44,7 +44,7 @@ _WORTH_LITERALS = (
     "contextmanager", "process_request", ".accept()", "fsync(", "fdatasync(", "Thread(", "fork(", "Process(",
     "start_new_thread(", "start_new(", "NamedTemporaryFile(", "mkstemp(", "ThreadingMixIn", "ForkingMixIn",
     "ThreadingTCPServer", "ForkingTCPServer", "ThreadingUnixStreamServer", "ForkingUnixStreamServer",
-    "ThreadingHTTPServer",
+    "ThreadingHTTPServer", ".buf", "buffer=", "frombuffer(",
 )
 _TWO_NAMES = re.compile(r"\s*[A-Za-z_][\w.]*\s*,\s*[A-Za-z_][\w.]*\s*[,)]")  # `(src, dst)` after `rename(`
 _AS_VALUE = re.compile(r"[ \t]*(?:[,)]|$)", re.M)  # `retry(...)(os.replace)`, `swap = os.replace`
@@ -238,6 +238,9 @@ class _Draft:
     summary: dict
     local_calls: set = field(default_factory=set)  # names of this module's functions it calls
     self_calls: set = field(default_factory=set)  # `self.m()` calls
+    # `return helper(a, b)` of a function of this module: (helper, for each argument the position of
+    # the parameter whose memory it views, or None): how a view made by a helper is handed on
+    view_calls: list = field(default_factory=list)
 
 
 def _function(fn, names: _Module, method: bool) -> _Draft:
@@ -252,7 +255,20 @@ def _function(fn, names: _Module, method: bool) -> _Draft:
     yields = []
     unlinks = set()
     links = []
+    viewing = {p: i for i, p in enumerate(params)}  # name -> the parameter whose memory it views
     for node in _own_nodes(fn):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            root = _ast_view_root(node.value)
+            if root in viewing:
+                viewing[node.targets[0].id] = viewing[root]
+        elif isinstance(node, ast.Return) and node.value is not None:
+            root = _ast_view_root(node.value)
+            if root in viewing and not (isinstance(node.value, ast.Name) and node.value.id in params):
+                out["views_param"] = viewing[root]  # (a parameter handed back as it came is no view)
+            elif isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name) \
+                    and node.value.func.id in names.functions:
+                draft.view_calls.append((node.value.func.id,
+                                         tuple(viewing.get(_ast_view_root(a)) for a in node.value.args)))
         if isinstance(node, (ast.Yield, ast.YieldFrom)):
             yields.append(node)
         if isinstance(node, (ast.With, ast.AsyncWith)):
@@ -363,6 +379,44 @@ def _see_return(value, names: _Module, handles: dict, temp_names: set, out: dict
             out["temp"] = "fd_name"
 
 
+def _calls_super(fn) -> bool:
+    """`super().name(...)` in method `fn`: the inherited behaviour still runs (connections'
+    `_delegates_up`)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == fn.name
+               and isinstance(n.func.value, ast.Call) and _dotted(n.func.value.func) == "super"
+               for n in _own_nodes(fn))
+
+
+def _ast_view_root(value) -> str | None:
+    """The name whose memory `value` views without a copy (`np.ndarray(..., buffer=shm.buf)`,
+    `np.frombuffer(shm.buf)`, `memoryview(x)`, `x.cast(...)`, `x[a:b]`; `.buf` dropped), or the
+    name itself; None otherwise (ordering.py's `_view_root`, over `ast`)."""
+    for _ in range(8):
+        inner = None
+        if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Slice):
+            inner = value.value
+        elif isinstance(value, ast.Call):
+            func = _dotted(value.func) or ""
+            tail = value.func.attr if isinstance(value.func, ast.Attribute) else func
+            positional = [a for a in value.args if not isinstance(a, ast.Starred)]
+            if func == "memoryview" and len(positional) == 1:
+                inner = positional[0]
+            elif isinstance(value.func, ast.Attribute) and tail in ("cast", "toreadonly"):
+                inner = value.func.value
+            elif tail == "frombuffer" and positional:
+                inner = positional[0]
+            elif tail == "ndarray":
+                keyword = next((k.value for k in value.keywords if k.arg == "buffer"), None)
+                inner = keyword if keyword is not None else positional[2] if len(positional) > 2 else None
+        if inner is None:
+            break
+        value = inner
+    name = _dotted(value) if isinstance(value, (ast.Name, ast.Attribute)) else None
+    if name is not None and name.endswith(".buf"):
+        name = name[: -len(".buf")]
+    return name
+
+
 def _finish(draft: _Draft) -> FunctionSummary:
     data = dict(draft.summary)
     return FunctionSummary(**data)
@@ -381,6 +435,12 @@ def _propagate(drafts: dict, link) -> None:
                     if other.summary.get(key) and not draft.summary.get(key):
                         draft.summary[key] = other.summary[key]
                         changed = True
+            for callee, passed in draft.view_calls:  # `return header(shm)`: a view of what it passes
+                other = drafts.get(callee)
+                index = other.summary.get("views_param", -1) if other is not None else -1
+                if "views_param" not in draft.summary and 0 <= index < len(passed) and passed[index] is not None:
+                    draft.summary["views_param"] = passed[index]
+                    changed = True
         if not changed:
             return
 
@@ -421,6 +481,28 @@ def summarise(path: str, module: str, is_package: bool, data: bytes, digest: str
     except BadInput as exc:
         return ModuleSummary(module, path, digest, error=str(exc))
     imports = module_imports(text, module, is_package) if "import" in text else {}
+    summary = _summarise_text(text, path, module, imports, digest)
+    summary.bindings = _bindings(text, imports)
+    return summary
+
+
+_BINDING_LINE = re.compile(r"^([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)[ \t]*(?:#.*)?$", re.M)
+
+
+def _bindings(text: str, imports: dict) -> dict:
+    """Module-level `name = imported.attr` lines (at column 0), qualified through the imports."""
+    out: dict = {}
+    if "=" not in text:
+        return out
+    for match in _BINDING_LINE.finditer(text):
+        name, dotted = match.groups()
+        head, _, rest = dotted.partition(".")
+        if head in imports and name not in out:
+            out[name] = canonical(f"{imports[head]}.{rest}")
+    return out
+
+
+def _summarise_text(text, path, module, imports, digest) -> ModuleSummary:
     if not _worth_parsing(text):
         # nothing here renames, syncs or spawns: its class bases still matter (a subclass of a
         # server class imported from elsewhere serves as its base does)
@@ -462,7 +544,8 @@ def _drafts(nodes: dict, lines: list, names: _Module, method: bool, link, outsid
               if _worth_parsing(texts[name])}
     outer = [name for name, f in outside.items() if f.spawns or f.syncs]
     for _ in range(MAX_DEPTH):
-        spreading = outer + [name for name, d in drafts.items() if d.summary.get("spawns") or d.summary.get("syncs")]
+        spreading = outer + [name for name, d in drafts.items() if d.summary.get("spawns") or d.summary.get("syncs")
+                             or (not method and "views_param" in d.summary)]
         if not spreading:
             break
         pattern = re.compile(r"\b(?:%s)\s*\(" % "|".join(map(re.escape, spreading)))
@@ -508,7 +591,7 @@ def _summarise_tree(tree, text, path, module, imports, digest) -> ModuleSummary:
         summaries = {m: _finish(d) for m, d in methods.items()}
         server, overrides = "", False
         dispatch = summaries.get("process_request")
-        if "process_request" in members:
+        if "process_request" in members and not _calls_super(members["process_request"]):
             server = {"thread": "SCL301", "process": "SCL302"}.get(dispatch.spawns if dispatch else "", "")
             overrides = not server
         else:
@@ -620,9 +703,11 @@ class ProjectView:
     managers: dict = field(default_factory=dict)  # dotted -> TempManager
     servers: dict = field(default_factory=dict)  # dotted (a base class as written) -> SCL301 | SCL302
     consumed: dict = field(default_factory=dict)  # path -> (digest, size, mtime_ns)
+    views: dict = field(default_factory=dict)  # dotted -> position of the parameter its result views
+    modules: dict = field(default_factory=dict)  # dotted (`util.socketserver`) -> the module it is
 
     def __bool__(self) -> bool:
-        return bool(self.operations or self.managers or self.servers)
+        return bool(self.operations or self.managers or self.servers or self.views or self.modules)
 
     def key(self) -> str:
         """What the result cache adds to a file's key: the digests of the summaries it used."""
@@ -725,6 +810,23 @@ class _Resolver:
             return self.name(owner, attr, depth + 1)
         return None
 
+    def rule_module(self, qual: str, depth: int = 0) -> str | None:
+        """The module a re-exported name is (`mercurial.pycompat.socketserver` -> `socketserver`):
+        an import or a `name = imported.attr` binding of the project module that owns it."""
+        if qual in RULE_MODULES:
+            return qual
+        if depth > MAX_DEPTH or "." not in qual:
+            return None
+        owner, _, attr = qual.rpartition(".")
+        summary = self.module(owner)
+        if summary is None:
+            return None
+        imported = summary.imports.get(attr)
+        if imported in RULE_MODULES:
+            return imported
+        bound = summary.bindings.get(attr)
+        return self.rule_module(bound, depth + 1) if bound else None
+
     def server(self, cls: ClassSummary, module: str, depth: int = 0) -> str:
         if cls.server or cls.overrides_dispatch or depth > MAX_DEPTH:
             return cls.server
@@ -748,6 +850,8 @@ class _Resolver:
         if isinstance(found, str):
             view.operations[dotted] = found
         elif isinstance(found, FunctionSummary):
+            if found.views_param >= 0:
+                view.views[dotted] = found.views_param
             if found.manager is not None:
                 view.managers[dotted] = found.manager
             else:
@@ -765,6 +869,10 @@ class _Resolver:
             return
         for name in (*summary.functions, *summary.classes, *summary.aliases):
             self.bind(f"{local}.{name}", self.name(module, name), module)
+        for name, qual in summary.bindings.items():  # `util.socketserver`: a module re-exported
+            found = self.rule_module(qual)
+            if found:
+                self.view.modules[f"{local}.{name}"] = found
 
 
 def view_for(path: str, text: str, extra_roots=()) -> ProjectView:

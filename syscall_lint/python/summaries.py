@@ -15,7 +15,9 @@ Interface (what the rules and facts.py read, through `facts.project`, a `project
   `"handle"` (a writable temp file object), `"name"` (a temp path), `"fd_name"` (`(fd, name)` as
   mkstemp) or "" —, `manager`: for a `@contextmanager` that yields a temp file, a `TempManager`,
   `spawns`: `"thread"` / `"process"` when calling it starts one (directly or through a function of
-  the same module), `accepts`: it calls `accept()`.
+  the same module), `accepts`: it calls `accept()`, `views_param`: the position of the parameter
+  whose memory its return value views without copying (`return np.ndarray(..., buffer=shm.buf)`,
+  `return shm.buf[0:8]`, also through a local or another such function of the module), or -1.
 - `TempManager` — `buffered` (the yielded file object buffers writes) and `syncs_on_exit` (it is
   flushed and fsynced after the `yield`, i.e. when the caller's `with` block ends).
 - `ClassSummary` — `bases`: the base classes as qualified names (`socketserver.ForkingMixIn`, or
@@ -28,7 +30,8 @@ Interface (what the rules and facts.py read, through `facts.project`, a `project
   `aliases` (module-level names bound to a known operation: `replace = retry(...)(os.replace)` →
   `os.replace`, `partial(os.rename, ...)` → `os.rename`), `imports` (local name → qualified name,
   how re-exports such as a package `__init__` that does `from .threaded import start` resolve),
-  `error` (why the module could not be summarised, or "").
+  `bindings` (module-level `name = imported.attr` lines, qualified: how a compat module re-exports
+  a module, `socketserver = pycompat.socketserver`), `error` (why the module could not be summarised, or "").
 
 All records are plain dataclasses that round-trip through JSON (`to_json` / `from_json`).
 """
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-SUMMARY_FORMAT = 1  # bumped when the records change shape (the summary cache is keyed on it)
+SUMMARY_FORMAT = 2  # bumped when the records change shape (the summary cache is keyed on it)
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,11 @@ class FunctionSummary:
     manager: TempManager | None = None
     spawns: str = ""  # "thread" | "process" | ""
     accepts: bool = False
+    views_param: int = -1  # its return value views the memory of this parameter (a numpy header over shm.buf)
 
     def has_effect(self) -> bool:
         return bool(self.publishes or self.syncs or self.writes_params or self.temp or self.manager
-                    or self.spawns or self.accepts)
+                    or self.spawns or self.accepts or self.views_param >= 0)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class ModuleSummary:
     aliases: dict = field(default_factory=dict)  # name -> qualified operation
     imports: dict = field(default_factory=dict)  # local name -> qualified name (re-exports)
     error: str = ""
+    bindings: dict = field(default_factory=dict)  # `socketserver = pycompat.socketserver` -> qualified name
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -102,4 +107,5 @@ class ModuleSummary:
                    for name, c in data["classes"].items()}
         return cls(data["module"], data["path"], data["digest"],
                    {name: function(f) for name, f in data["functions"].items()}, classes,
-                   dict(data["aliases"]), dict(data["imports"]), data.get("error", ""))
+                   dict(data["aliases"]), dict(data["imports"]), data.get("error", ""),
+                   dict(data.get("bindings", {})))

@@ -84,3 +84,10 @@ RULE_MODULES = frozenset({"os", "posix", "nt", "shutil", "socketserver", "multip
 def aliasable(qual: str) -> bool:
     """A module-level binding the rules follow: to a name they know, or to a module they use."""
     return qual in RULE_MODULES or qual.rsplit(".", 1)[-1] in ALL_TAILS
+
+# SCL501: what a parameter annotation names when the object is shared memory (`shm: SharedMemory`).
+SHARED_ANNOTATIONS = frozenset({"multiprocessing.shared_memory.SharedMemory",
+                                "multiprocessing.shared_memory.ShareableList", "mmap.mmap"})
+# Attributes of a SharedMemory/mmap object that are the Python object's own state, not a load from
+# the mapped memory (`while not region.closed`).
+OBJECT_STATE_ATTRS = frozenset({"closed", "name", "size"})

@@ -58,7 +58,9 @@ def _server_kind(qual: str, local: dict) -> str | None:
 def _check(facts: Facts):
     # Classes built on the threading/forking servers, including subclasses of local such classes.
     local: dict[str, str] = dict(facts.imported_servers)  # bases imported from the project (project.py)
-    overrides = {id(s.cls) for s in facts.scopes if s.cls is not None and s.name == "process_request"}
+    # an own process_request replaces the mixin's spawn, unless it hands on to it (`super().process_request`)
+    overrides = {id(s.cls) for s in facts.scopes if s.cls is not None and s.name == "process_request"
+                 and not _delegates_up(s)}
     program = _Program(facts)
     for cls in facts.classes:
         if any(q in DATAGRAM_SERVERS for q in cls.quals):
@@ -107,6 +109,41 @@ def _check(facts: Facts):
             if call.qual in RAW_FORKS and call.order > started.order and call.loop is None:
                 yield Hit("SCL303", call.node, {"call": call_label(call),
                                                 "thread_line": facts.position(started.node)[0]})
+
+
+def _delegates_up(scope) -> bool:
+    """A method that calls the inherited method of its own name: `super().m(...)`, or
+    `Base.m(self, ...)` of one of its class's bases (the base's behaviour still runs)."""
+    bases = set(scope.cls.bases) if scope.cls is not None else set()
+    for call in scope.calls:
+        if call.tail != scope.name or call.receiver is None:
+            continue
+        receiver = call.receiver
+        if isinstance(receiver, cst.Call) and _dotted(receiver.func) == "super":
+            return True
+        if _dotted(receiver) in bases:
+            return True
+    return False
+
+
+def _callbacks(facts: Facts, methods: dict, program) -> set:
+    """Methods handed as a callable to a registration call (`selector.register(sock, EVENT_READ,
+    self.on_accept)`, `loop.add_reader(fd, self.on_accept)`) by a function that runs a loop: the
+    loop's dispatch (`key.data(...)`) calls them once per event. Not a spawn's target (that
+    runs once, in a thread or process)."""
+    out = set()
+    for scope in methods.values():
+        if not any(loop.kind == "while" for loop in scope.loops):
+            continue
+        for call in scope.calls:
+            if _spawn_kind(call, program.contexts) or call.qual in THREAD_POOLS or call.tail in ("submit", "map"):
+                continue
+            for arg in call.node.args:
+                value = arg.value
+                if (isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name)
+                        and value.value.value == "self" and value.attr.value in methods):
+                    out.add(value.attr.value)
+    return out
 
 
 def _accepted_names(facts: Facts, scope) -> set:
@@ -281,6 +318,8 @@ def _spawns_on_accept_path(facts: Facts):
     for cls, methods in contexts:
         called_in_loops = {c.tail for s in methods.values() for loop in s.loops for c in loop.calls
                            if program.callee(c, methods) is not None}
+        if cls is not None:
+            called_in_loops |= _callbacks(facts, methods, program)
         for name, scope in methods.items():
             accepts = _accept_calls(scope)
             if accepts:

@@ -634,12 +634,18 @@ def _validated_before_reuse(facts: Facts, rename: CallSite) -> bool:
     target = facts.code(dst)
     found = []
 
+    rename_line = facts.positions[rename.node].start.line
+
     class _Checks(cst.CSTVisitor):
         def visit_If(self, node):
             test = node.test
             if (isinstance(test, cst.Call) and _VALIDATOR.search(facts.code(test.func))
                     and any(facts.code(arg.value) == target for arg in test.args)
                     and "return" in facts.code(node.body)):
+                found.append(node)
+            elif (facts.positions[node].end.line < rename_line and "return" in facts.code(node.body)
+                  and _compares_content(facts, node, target)):
+                # `if path.exists(): ... if hash_path(path) != sha256: good = False ... return`
                 found.append(node)
 
         def visit_FunctionDef(self, node):
@@ -649,16 +655,65 @@ def _validated_before_reuse(facts: Facts, rename: CallSite) -> bool:
     return bool(found)
 
 
+def _compares_content(facts: Facts, block, target: str) -> bool:
+    """`block` compares a value computed from the file's content with an expected one
+    (`hash_path(path) != sha256`, `digest(path) == expected`): a project function (not an `os`,
+    `os.path` or builtin call, which give its size, times or existence) given the file, on one side
+    of `==`/`!=`."""
+    found = []
+
+    class _Compares(cst.CSTVisitor):
+        def visit_Comparison(self, node):
+            if not any(isinstance(t.operator, (cst.Equal, cst.NotEqual)) for t in node.comparisons):
+                return
+            for side in (node.left, *(t.comparator for t in node.comparisons)):
+                if (isinstance(side, cst.Call) and any(facts.code(a.value) == target for a in side.args)
+                        and facts.resolve(dotted_name_of(side.func)) is None):
+                    found.append(side)
+
+    block.visit(_Compares())
+    return bool(found)
+
+
 def _never_written(facts: Facts, model: _ScopeModel, written: Written, rename: CallSite) -> bool:
     """A file object this function holds and only closes (or names) before publishing it: no write,
     and the handle is not handed anywhere (a call, a `yield`, a return, another name) that might
     write to it."""
+    if (not written.writes and written.handle is None and written.fd is not None and written.opener is not None
+            and written.opener.qual == "tempfile.mkstemp"):
+        return _fd_only_closed(facts, model, written.fd) and _name_only_probed(facts, model, written, rename)
     if written.writes or written.handle is None or written.fd is not None or "." in written.handle:
         return False
     uses = re.finditer(rf"(?<![\w.])(?:as\s+)?{re.escape(written.handle)}\b(\s*\.\s*\w+\s*\(?|\s*=(?!=))?",
                        facts.code(model.scope.node))
     return all(u.group(0).startswith("as ") or (u.group(1) or "").strip() in (".close(", ".name", "=")
                or re.sub(r"\s", "", u.group(1) or "") in (".close(", ".name") for u in uses)
+
+
+_METADATA_CALLS = frozenset({"os.stat", "os.lstat", "os.chmod", "os.lchmod", "os.chown", "os.lchown", "os.utime",
+                             "os.access", "os.path.exists", "os.path.isfile", "os.path.getsize",
+                             "os.path.getmtime", "shutil.copymode"})
+
+
+def _name_only_probed(facts: Facts, model: _ScopeModel, written: Written, rename: CallSite) -> bool:
+    """Before the rename, the file's name goes only to calls that read or set its metadata
+    (`os.stat`, `os.chmod`): nothing can have opened it by name and written to it."""
+    for call in model.scope.calls:
+        if call.order >= rename.order or call.order <= written.opened or call.qual in _METADATA_CALLS:
+            continue
+        if any(ident(facts, arg.value) in written.idents for arg in call.node.args):
+            return False
+    return True
+
+
+def _fd_only_closed(facts: Facts, model: _ScopeModel, fd: str) -> bool:
+    """An mkstemp descriptor that is bound and closed, and used for nothing else (no write, not
+    handed to a call or another name): the file stays empty, made for its name or mode alone."""
+    code = facts.code(model.scope.node)
+    uses = list(re.finditer(rf"(?<![\w.]){re.escape(fd)}\b", code))
+    closes = re.findall(rf"(?<![\w])(?:os\.)?close\(\s*{re.escape(fd)}\s*\)", code)
+    binds = re.findall(rf"(?<![\w.]){re.escape(fd)}\s*,\s*\w+\s*=(?!=)", code)
+    return bool(closes) and len(uses) == len(closes) + len(binds)
 
 
 _WINDOWS_TEST = re.compile(r"""(?:platform|os\.name)\s*(==|!=)\s*['"](?:win32|nt|cygwin)['"]""")
