@@ -122,6 +122,22 @@ def test_github_format_escapes(tmp_path):
     assert "title=SCL201 unbatched-writes::" in lines[0]
 
 
+def test_gitlab_fingerprints_count_repeated_lines_and_keep_unique_ones(tmp_path):
+    """Two loops with the same line text in one file are two GitLab issues, not one; a finding
+    whose text is unique keeps the fingerprint it had before occurrences were counted."""
+    import hashlib
+
+    src = tmp_path / "twice.py"
+    src.write_text("import os\n\ndef a(fd, rs):\n    for r in rs:\n        os.write(fd, r)\n\n"
+                   "def b(fd, rs):\n    for r in rs:\n        os.write(fd, r)\n")
+    issues = json.loads(run_cli("check", "--no-cache", "--format", "gitlab", src).stdout)
+    assert [i["location"]["lines"]["begin"] for i in issues] == [5, 9]
+    first, second = (i["fingerprint"] for i in issues)
+    assert first != second
+    text = "os.write(fd, r)"
+    assert first == hashlib.sha256(f"{issues[0]['location']['path']}\0SCL201\0{text}".encode()).hexdigest()
+
+
 def test_gitlab_and_junit_formats():
     proc = run_cli("check", "--no-cache", "--format", "gitlab", "fixtures/python")
     issues = json.loads(proc.stdout)

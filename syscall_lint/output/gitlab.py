@@ -10,8 +10,16 @@ SEVERITY = {"error": "major", "warning": "minor", "info": "info"}
 
 def render(report) -> str:
     issues = []
+    seen: dict = {}
     for f in report.findings:
-        fingerprint = hashlib.sha256(f"{f.path}\0{f.code}\0{f.fingerprint_text or f.message}".encode()).hexdigest()
+        key = f"{f.path}\0{f.code}\0{f.fingerprint_text or f.message}"
+        # GitLab merges issues that share a fingerprint: the same line text twice in one file (two
+        # `sock.sendall(block)` loops) counts its occurrences, as SARIF's line hashes do; the first
+        # keeps the plain hash, so fingerprints of unique findings do not change
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            key += f"\0{seen[key]}"
+        fingerprint = hashlib.sha256(key.encode()).hexdigest()
         issues.append({
             "type": "issue",
             "description": f"{f.code} {f.message}",
