@@ -302,3 +302,38 @@ def test_views_and_re_exported_modules_are_followed_across_modules(tmp_path):
         gated, full = (sorted((f.line, f.code) for f in analyze(path.read_text(), str(path), settings_, gate=g,
                                                                  view=view)) for g in (True, False))
         assert gated == full and gated
+
+
+# --- the import and binding lines, read from the text with literal-first patterns -----------------
+# _import_lines must find exactly what the line-anchored _IMPORT_LINE finds on "\n" + text (in the
+# same order, never a match inside another), and _bindings what `^name = a.b$` (re.M) finds.
+
+IMPORT_TEXTS = [
+    "import os\nfrom . import util\nfrom ..pkg.mod import (a as b,\n    c)  # tail\n\timport x as y; import z\n",
+    'y = "from a import (x,"\nfrom b import c\n)\nimport d\n',  # a look-alike spans a real import
+    "from a import (b,\nimport c)\nimport e\n",  # an import inside a parenthesised name list
+    "x = 1  # import nothing\n  \x0cimport a\n \timport b, c as d\\\nfrom e import *\n",
+    "from a import b; from c import d\nimport e # f\nfrom .g.h import (i as j,\n k)\nfromx import y\nimports z\n",
+    "", "import", "from", "\nimport a", "from a import b",
+]
+
+
+@pytest.mark.parametrize("text", IMPORT_TEXTS)
+def test_import_lines_are_the_line_anchored_matches(text):
+    expected = [m.groups() for m in project._IMPORT_LINE.finditer("\n" + text)]
+    assert project._import_lines(text) == expected
+
+
+def test_binding_lines_are_the_line_anchored_matches():
+    import re
+
+    anchored = re.compile(r"^([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)[ \t]*(?:#.*)?$", re.M)
+    text = ("socketserver = compat.socketserver\n  indented = compat.x\nswap = os.replace  # why\n"
+            "a=b.c\nnot_dotted = b\nlast = pkg.mod.attr")
+    imports = {"compat": "pkg.compat", "os": "os", "b": "b", "pkg": "pkg"}
+    expected = {}
+    for name, dotted in (m.groups() for m in anchored.finditer(text)):
+        head, _, rest = dotted.partition(".")
+        expected.setdefault(name, f"{imports[head]}.{rest}")
+    assert project._bindings(text, imports) == expected
+    assert set(expected) == {"socketserver", "swap", "a", "last"}

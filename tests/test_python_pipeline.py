@@ -346,3 +346,60 @@ def test_sends_on_sockets_run_batching():
     alone = SENDS_ON_SOCKETS.split("\n\ndef spam")[0].replace("import socket\n", "import os\n") + FILLER
     assert not _gate(alone)[1].sockets
     assert _findings(alone, True) == _findings(alone, False) == _expected(alone, "SCL201")
+
+
+# --- durability needs a rename or a sync the gate can see ------------------------------------------
+# A file that passes durability's text screen (the words are there) but whose only `replace` is a
+# string method on a local: the gate drops durability before walking the functions. Each variant
+# that can rename or sync (through an import, an alias, a module-level binding, a delegator) keeps it.
+
+NO_RENAME_CALL = """import os
+
+
+def save(path, data, template):
+    with open(path, "w") as f:
+        f.write(template.replace("{name}", data))
+    os.link  # named, never called
+"""
+
+CAN_RENAME = {
+    "os": "import os\n\n\ndef save(path, tmp):\n    with open(tmp, 'w') as f:\n        f.write('x')\n"
+          "    os.replace(tmp, path)  # expect: SCL101\n",
+    "alias": "from os import replace as swap\n\n\ndef save(path, tmp):\n    with open(tmp, 'w') as f:\n"
+             "        f.write('x')\n    swap(tmp, path)  # expect: SCL101\n",
+    "binding": "import os\n\nswap = os.replace\n\n\ndef save(path, tmp):\n    with open(tmp, 'w') as f:\n"
+               "        f.write('x')\n    swap(tmp, path)  # expect: SCL101\n",
+    "delegated": "import asyncio\nimport os\n\n\nasync def save(path, tmp):\n    with open(tmp, 'w') as f:\n"
+                 "        f.write('x')\n    await asyncio.to_thread(os.replace, tmp, path)  # expect: SCL101\n",
+    "sync": "import os\n\n\ndef save(path):\n    with open(path, 'w') as f:\n        f.write('x')\n"
+            "        os.fsync(f.fileno())  # expect: SCL106\n",
+}
+
+
+def _marked(text):
+    """(line, code) for every `# expect: CODE` mark."""
+    return sorted((n, line.split("expect: ")[1].split()[0]) for n, line in enumerate(text.splitlines(), 1)
+                  if "# expect: " in line)
+
+
+def test_no_rename_or_sync_drops_durability_before_the_walk(monkeypatch):
+    from syscall_lint.python.rulekit import registry
+
+    assert registry()["durability"].screen(NO_RENAME_CALL)  # the text screen lets it through
+    tree, names = _gate(NO_RENAME_CALL)
+    assert not names.may_rename_or_sync()
+    walked = []
+    monkeypatch.setattr(prescreen, "plan", lambda *a: walked.append(a) or (set(), None))
+    assert _plan(NO_RENAME_CALL, DURABILITY) == (set(), NO_RENAME_CALL, None)
+    assert walked == []  # decided without the walk
+    monkeypatch.undo()
+    assert _findings(NO_RENAME_CALL, True) == _findings(NO_RENAME_CALL, False) == []
+
+
+def test_every_way_to_rename_or_sync_keeps_durability():
+    for kind, text in CAN_RENAME.items():
+        tree, names = _gate(text)
+        assert names.may_rename_or_sync(), kind
+        modules, _, _ = _plan(text, DURABILITY)
+        assert modules == {"durability"}, kind
+        assert _findings(text, True) == _findings(text, False) == _marked(text), kind

@@ -86,6 +86,11 @@ def _plan(text: str, enabled: set, screened=None, view=None):
         return wanted, text, None
     tree = parse_ast(text)
     names = prescreen.ModuleNames(tree, view)
+    if "durability" in wanted and registry()["durability"].gated and not names.may_rename_or_sync():
+        # the durability gate needs a rename or a sync: without one the whole walk would drop it
+        wanted = wanted - {"durability"}
+        if not wanted:
+            return wanted, text, None
     modules, parts = prescreen.plan(tree, text, names)
     modules &= wanted
     # a rule the `ast` gate has no structural test for runs on the whole file whenever it screens in

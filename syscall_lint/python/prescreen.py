@@ -262,6 +262,7 @@ def _module_level_functions(tree) -> list:
                 todo.extend(handler.body)
     return found
 _DELEGATOR_TAILS = frozenset(name.rsplit(".", 1)[-1] for name in DELEGATORS)
+_RENAME_OR_SYNC = RENAME_TAILS | FILE_SYNC_TAILS
 _CONTEXT_MANAGERS = frozenset({"contextmanager", "asynccontextmanager"})
 
 
@@ -329,9 +330,12 @@ class ModuleNames:
         shadowed: set = set()
         sockets = False  # a socket can be made or accepted somewhere (batching's `send` needs one)
         file_ops: list = []  # (line, tail) of rename/sync calls: what a wrapper function does
+        self.calls: list = []  # every call (may_rename_or_sync asks them once the names are known)
+        calls = self.calls
         for node in walk_nodes(tree):
             kind = type(node)
             if kind is ast.Call:
+                calls.append(node)
                 tail = _tail(node.func)
                 if tail in RENAME_TAILS or tail in FILE_SYNC_TAILS or tail in OPEN_TAILS:
                     file_ops.append((node.lineno, tail, node))
@@ -383,6 +387,30 @@ class ModuleNames:
                     if inside:
                         self.bound.setdefault(fn.name, set()).update(inside)
 
+
+    def may_rename_or_sync(self) -> bool:
+        """Can the `ast` gate see a rename or a sync anywhere in the file? The durability gate needs
+        one (a scope that renames or syncs: _judge, `made_apart`, `class_files`), so without one it
+        drops durability whatever else the file does. Asks each call what _Walker._call would,
+        more loosely (any binding to a rename or sync counts), so it never says no when the
+        walker would say yes."""
+        aliases, bound, roots = self.aliases, self.bound, self.roots
+        for call in self.calls:
+            tail = _tail(call.func)
+            name = aliases.get(tail, tail)
+            if name in FILE_SYNC_TAILS:
+                return True
+            if name in RENAME_TAILS and (name != tail or _rename_candidate(call, roots)):
+                return True
+            if tail in bound and bound[tail] & _RENAME_OR_SYNC:
+                return True
+            if name in _DELEGATOR_TAILS:
+                for arg in call.args:
+                    if isinstance(arg, (ast.Name, ast.Attribute)):
+                        arg_tail = _tail(arg)
+                        if aliases.get(arg_tail, arg_tail) in _RENAME_OR_SYNC:
+                            return True
+        return False
 
     def _bind_module_level(self, tree) -> None:
         """`x = mod.attr` or a wrapped callable `x = retry(...)(os.replace)` outside any function or

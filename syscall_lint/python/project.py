@@ -81,6 +81,34 @@ DURABILITY_OPERATIONS = frozenset(RENAMES | FILE_SYNCS | {"tempfile.NamedTempora
 
 _IMPORT_LINE = re.compile(
     r"\n[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))")
+# The same two statements, each starting with its literal word (re finds a literal fast; the "\n"
+# above makes it try every line): _import_lines checks the line start and keeps _IMPORT_LINE's order
+# and its non-overlapping matches.
+_FROM_IMPORT = re.compile(r"from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n#;]*)")
+_PLAIN_IMPORT = re.compile(r"import[ \t]+([^\n#;]+)")
+
+
+def _import_lines(text: str) -> list:
+    """(source, names, plain) of each match `_IMPORT_LINE.finditer("\n" + text)` finds, in order."""
+    found = []
+    for pattern, kind in ((_FROM_IMPORT, 0), (_PLAIN_IMPORT, 1)):
+        match = pattern.search(text)
+        while match is not None:
+            at = match.start()
+            line = text.rfind("\n", 0, at) + 1
+            if at == line or not text[line:at].strip(" \t"):
+                found.append((line, match.end(), kind, match))
+                match = pattern.search(text, match.end())
+            else:  # not a statement: a real one may start inside what it spans (`"from a import (b"`)
+                match = pattern.search(text, at + 1)
+    found.sort(key=lambda item: item[0])
+    out, reached = [], 0
+    for line, end, kind, match in found:
+        if line < reached:  # inside the previous statement's match (a parenthesised name list)
+            continue
+        reached = end + 1  # _IMPORT_LINE's next match starts at a "\n" at or after this end
+        out.append(match.groups() + (None,) if kind == 0 else (None, None, match.group(1)))
+    return out
 
 
 # --- where modules are ------------------------------------------------------------------------
@@ -486,7 +514,8 @@ def summarise(path: str, module: str, is_package: bool, data: bytes, digest: str
     return summary
 
 
-_BINDING_LINE = re.compile(r"^([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)[ \t]*(?:#.*)?$", re.M)
+# searched in "\n" + text: a leading "\n" instead of `^` (see _CLASS_LINE); `$` stays line-anchored
+_BINDING_LINE = re.compile(r"\n([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)[ \t]*(?:#.*)?$", re.M)
 
 
 def _bindings(text: str, imports: dict) -> dict:
@@ -494,7 +523,7 @@ def _bindings(text: str, imports: dict) -> dict:
     out: dict = {}
     if "=" not in text:
         return out
-    for match in _BINDING_LINE.finditer(text):
+    for match in _BINDING_LINE.finditer("\n" + text):
         name, dotted = match.groups()
         head, _, rest = dotted.partition(".")
         if head in imports and name not in out:
@@ -756,8 +785,7 @@ def _imports_in(text: str) -> list:
     from the text (cheap: no parse; also sees imports inside functions and strings, which only
     makes the view looser)."""
     out = []
-    for match in _IMPORT_LINE.finditer("\n" + text):
-        source, names, plain = match.groups()
+    for source, names, plain in _import_lines(text):
         if plain is not None:
             for item in plain.rstrip("\\ \t").split(","):
                 words = item.split()
