@@ -243,3 +243,20 @@ def test_spin_screen_numpy_and_pure_agree_on_every_word_class(monkeypatch):
         assert fast == spin.candidates(base, data) == _candidates_reference(base, data)
         seen += len(fast)
     assert seen > 200  # spans that pass the screen, not only ones it turns away
+
+
+def test_x86_slot_calls_match_a_per_byte_decoder():
+    """vector.x86_slot_calls (the 0xff bytes found first, then their second byte) gives every
+    `ff 15`/`ff 25` with a whole rel32 after it, as a per-byte reading does, in site order."""
+    from syscall_lint.elf import vector
+
+    if not vector.ENABLED:
+        pytest.skip("numpy is not installed")
+    rng = random.Random(40)
+    for size in list(range(12)) + [rng.randrange(12, 3000) for _ in range(300)]:
+        data = bytes(rng.choice((0xFF, 0x15, 0x25, 0x00, 0xE8, rng.randrange(256))) for _ in range(size))
+        base = 0x400000 + rng.randrange(1 << 20)
+        expected = [(base + i, base + i + 6 + struct.unpack_from("<i", data, i + 2)[0], data[i + 1] == 0x25)
+                    for i in range(len(data) - 5) if data[i] == 0xFF and data[i + 1] in (0x15, 0x25)]
+        sites, slots, jumps = vector.x86_slot_calls(base, data)
+        assert list(zip(sites.tolist(), slots.tolist(), jumps.tolist())) == expected

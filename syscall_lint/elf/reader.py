@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional
 
 
 from syscall_lint.elf import vector
+from syscall_lint.elf.magic import is_elf  # noqa: F401 (reader.is_elf)
 from syscall_lint.elf.layout import SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, Corrupt, Layout
 from syscall_lint.inputs import InputRefused, open_regular
 
@@ -94,15 +95,6 @@ class CodeSection(NamedTuple):
     name: str
     address: int
     data: bytes
-
-
-def is_elf(path: str) -> bool:
-    """Starts with the ELF magic; False for anything that is not a readable regular file."""
-    try:
-        with open_regular(path) as fh:
-            return fh.read(4) == b"\x7fELF"
-    except (OSError, InputRefused):
-        return False
 
 
 class _open:

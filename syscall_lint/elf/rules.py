@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from syscall_lint import findings as fmodel
 from syscall_lint.elf import callgraph, callsites, paths, profile, reader, specs, spin
-
-X86_NOTE = ("x86-64 code cannot show reliance on TSO: an acquire load and a plain load compile to the same "
-            "mov, so SCL501 is not judged here (audit the aarch64 build, or the source)")
-# Notes true of every binary of a kind: the text output says them once per run, not once per binary.
-SHARED_NOTES = (X86_NOTE,)
+from syscall_lint.elf.notes import SHARED_NOTES, X86_NOTE  # noqa: F401 (SHARED_NOTES: rules.SHARED_NOTES)
 
 
 def audit(info, settings, path: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def _batches(items, jobs: int) -> list:
 def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> Report:
     """Findings for every ELF file named or found under the paths; with `profiles`, each binary's
     syscall-surface profile too (text output shows it after the findings)."""
-    from syscall_lint.elf.rules import SHARED_NOTES
+    from syscall_lint.elf.notes import SHARED_NOTES
 
     report = Report(sources={"elf"})
     items = []
@@ -95,6 +96,8 @@ def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> R
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(items) > 4:
         import multiprocessing
+
+        from syscall_lint.elf import rules  # noqa: F401 (imported once, before the workers fork)
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
             results = [None] * len(items)
@@ -132,12 +135,22 @@ def _settings(arg: str, resolver, by_dir: dict):
     return found
 
 
+def _walked_elf(path: str) -> bool:
+    """A regular file (not a link: a walk never follows one) that starts with the ELF magic."""
+    from syscall_lint.elf.magic import is_elf
+
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode) and is_elf(path)
+    except OSError:
+        return False
+
+
 def _inputs(arg: str, resolver, report: Report, by_dir: dict | None = None) -> list:
     """(path, settings) to audit for one command-line argument; its errors go to the report.
 
     Named on the command line, a FIFO, device or socket is a one-line error (opening it could block
     or never end); in a directory walk it is skipped like any other file that is not ELF."""
-    from syscall_lint.elf.reader import is_elf
+    from syscall_lint.elf.magic import is_elf
     from syscall_lint.inputs import refusal
 
     if os.path.lexists(arg) and not os.path.isdir(arg):
@@ -151,7 +164,7 @@ def _inputs(arg: str, resolver, report: Report, by_dir: dict | None = None) -> l
         return []
     settings = resolver.for_path(Path(arg)) if os.path.exists(arg) else None
     found = []
-    for item in walk(arg, lambda p: os.path.isfile(p) and not os.path.islink(p) and is_elf(p), lambda p: False):
+    for item in walk(arg, _walked_elf, lambda p: False):
         if isinstance(item, InputError):
             report.errors.append(item)
         else:

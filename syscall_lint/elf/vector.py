@@ -84,8 +84,11 @@ def x86_slot_calls(base: int, data: bytes):
     if len(raw) < 6:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=bool)
-    head, second = raw[:len(raw) - 5], raw[1:len(raw) - 4]
-    offsets = np.flatnonzero((head == 0xFF) & ((second == 0x15) | (second == 0x25)))
+    # the 0xff bytes first (a few percent of code), then their second byte: two passes over the
+    # text instead of five
+    offsets = np.flatnonzero(raw[:len(raw) - 5] == 0xFF)
+    second = raw[offsets + 1]
+    offsets = offsets[(second == 0x15) | (second == 0x25)]
     sites = offsets.astype(np.int64) + base
     return sites, sites + 6 + _rel32(raw, offsets + 2), raw[offsets + 1] == 0x25
 
