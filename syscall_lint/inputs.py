@@ -43,15 +43,18 @@ def refusal(path: str) -> Optional[str]:
     return not_regular_reason(st.st_mode)
 
 
+# read-only, and a FIFO swapped in after a stat cannot block the open (the check follows on the descriptor)
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+
+
 def open_regular(path: str, limit: Optional[int] = None, buffering: int = -1) -> BinaryIO:
     """Open `path` for binary reading if it is a regular file no larger than `limit` bytes.
 
     The open itself uses O_NONBLOCK so a FIFO swapped in after a stat cannot block us; the check is
     made on the opened descriptor (fstat), so there is no window between check and use.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, READ_FLAGS)
     except OSError as exc:
         raise InputRefused(exc.strerror or str(exc)) from None
     try:

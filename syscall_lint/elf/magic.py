@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-# inputs.open_regular's flags: a FIFO swapped in cannot block the open
-_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+from syscall_lint.inputs import READ_FLAGS
 
 
 def is_elf(path: str) -> bool:
@@ -16,7 +15,7 @@ def is_elf(path: str) -> bool:
     bare descriptor: a walk of /usr asks this of thousands of files, and a buffered file object
     per file for 4 bytes cost more than the walk itself."""
     try:
-        fd = os.open(path, _FLAGS)
+        fd = os.open(path, READ_FLAGS)
     except OSError:
         return False
     try:
