@@ -105,7 +105,7 @@ def _rule_args(rng: random.Random, line: bytes) -> bytes:
         b"poll([], 1, 0) = 0 (Timeout)", b"poll(, 0) = 0", b"epoll_pwait(4, [], 1, 0) = 0", b"epoll_pwait() = 0",
         b"select(1, NULL, NULL, NULL, {tv_sec=0, tv_usec=0}) = 0", b"ppoll(, {tv_sec=0, tv_nsec=0) = 0",
         b'read(3, "", ' + big + b") = 0", b'pread64(3, "x", 1) = 1', b"pread64(3) = 1", b"read(3, ) = 1",
-        b"fsync(3</a\>b>) = 0", b"syncfs() = 0", b"sync() = 0", b"close_range(3, " + big + b", 0) = 0",
+        b"fsync(3</a\\>b>) = 0", b"syncfs() = 0", b"sync() = 0", b"close_range(3, " + big + b", 0) = 0",
         b'write(3<TCP:[1:2->3:4]>, "x", 1) = 1', b'write(3<TCP:[1:2->, "x", 1) = 1', b"dup2(3, " + big + b") = 4",
     ))
 
