@@ -41,11 +41,19 @@ def x86_rel32(base: int, data: bytes, opcode: int, targets, keys=None):
     return _kept_lists(x86_rel32_arrays(base, data, opcode), targets, keys)
 
 
-def x86_rel32_arrays(base: int, data: bytes, opcode: int):
-    """x86_rel32 unfiltered, as int64 arrays (sites, destinations); None when out of range."""
+def _x86_bytes(base: int, data: bytes):
+    """The code as a uint8 array, or None without numpy or when a rel32 destination (base ± 2 GiB)
+    could leave int64 range."""
     if not ENABLED or not 0 <= base < LIMIT - len(data) - (1 << 33):
         return None
-    raw = np.frombuffer(data, dtype=np.uint8)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def x86_rel32_arrays(base: int, data: bytes, opcode: int):
+    """x86_rel32 unfiltered, as int64 arrays (sites, destinations); None when out of range."""
+    raw = _x86_bytes(base, data)
+    if raw is None:
+        return None
     if len(raw) < 5:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     offsets = np.flatnonzero(raw[:len(raw) - 4] == opcode)
@@ -56,9 +64,9 @@ def x86_rel32_arrays(base: int, data: bytes, opcode: int):
 def x86_rel32_pairs(base: int, data: bytes):
     """x86_rel32_arrays for `call` (e8) and `jmp` (e9) in one pass: (sites, destinations, is a
     jump), in site order; None when out of range."""
-    if not ENABLED or not 0 <= base < LIMIT - len(data) - (1 << 33):
+    raw = _x86_bytes(base, data)
+    if raw is None:
         return None
-    raw = np.frombuffer(data, dtype=np.uint8)
     if len(raw) < 5:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=bool)
@@ -78,9 +86,9 @@ def x86_slot_calls(base: int, data: bytes):
     """(sites, slots, is a jump) of every `call`/`jmp [rip+rel32]` (ff 15 / ff 25 and a whole
     rel32), as arrays; None when out of range. (The two-byte opcodes cannot overlap: the second
     byte is never 0xff.)"""
-    if not ENABLED or not 0 <= base < LIMIT - len(data) - (1 << 33):
+    raw = _x86_bytes(base, data)
+    if raw is None:
         return None
-    raw = np.frombuffer(data, dtype=np.uint8)
     if len(raw) < 6:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=bool)
