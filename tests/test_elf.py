@@ -306,6 +306,46 @@ def test_non_regular_files_are_refused_at_once_and_skipped_in_walks(tmp_path):
         sock.close()
 
 
+def test_named_inputs_errors_keep_the_argument_order_when_workers_check_the_magic(tmp_path):
+    """A named file's magic is checked by the worker that opens it (one open per file); the
+    errors still come out in the order of the arguments, among those the listing finds itself."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a binary\n")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    binaries = sorted(str(p) for p in (ELF / "x86_64").iterdir())[:5]
+    named = [str(text), binaries[0], str(tmp_path / "missing"), *binaries[1:], str(fifo), str(empty)]
+    for jobs in ("1", "2"):
+        proc, doc = run_json("audit", "-j", jobs, *named)
+        assert proc.returncode == 2
+        assert [(e["path"], e["message"]) for e in doc["errors"]] == [
+            (str(text), "not an ELF file (wrong magic)"), (str(tmp_path / "missing"), "no such file or directory"),
+            (str(fifo), "not a regular file (a FIFO)"), (str(empty), "not an ELF file (wrong magic)")]
+        assert [b["path"] for b in doc["binaries"]] == binaries
+
+
+def test_summaries_encoded_by_workers_render_as_the_encoder_would(tmp_path):
+    """The audit's workers send each binary's summary JSON-encoded; the report places them, and
+    the document is the one json.dumps(indent=2) makes of the decoded values."""
+    import json
+
+    from syscall_lint.output.json_out import Encoded, document, encode, render
+    from syscall_lint.report import Report
+
+    summaries = [{"path": "a\nb \u00e9", "notes": ["x", "y"], "surface": {"durability": {"replaces": []}}},
+                 {"path": "c", "needed": [], "static": False}]
+    report = Report(sources={"elf"})
+    report.extra["binaries"] = Encoded(encode(s) for s in summaries)
+    report.extra["after"] = {"k": [1, 2]}
+    plain = Report(sources={"elf"}, extra={"binaries": summaries, "after": {"k": [1, 2]}})
+    assert render(report) == json.dumps(document(plain), indent=2, ensure_ascii=False) + "\n"
+    report.extra["binaries"] = Encoded()
+    plain.extra["binaries"] = []
+    assert render(report) == json.dumps(document(plain), indent=2, ensure_ascii=False) + "\n"
+
+
 def test_every_spin_shape_is_built_at_every_level():
     """The fixtures the SCL501 expectations rest on exist: each shape at -O0, -O1, -O2, -Os and static."""
     names = {p.name for p in (ELF / "aarch64").iterdir()}

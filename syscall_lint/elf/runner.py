@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from syscall_lint.discover import walk
@@ -35,21 +36,36 @@ def audit_file(path: str, settings):
         "runtime": info.runtime, "surface": prof, "notes": notes}
 
 
-def _work(item):
+@dataclass
+class _Audited:
+    """One file's result as a worker sends it back: its summary comes JSON-encoded (the main
+    process only places it; see output.json_out.Encoded)."""
+
+    path: str
+    findings: list = None  # Finding fields as dicts
+    profile_lines: list = None
+    summary_json: str = ""
+    notes: list = None
+    error: str | None = None
+
+
+def _work(item) -> _Audited:
+    from syscall_lint.output.json_out import encode
+
     path, settings = item
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(TIME_LIMIT)
     try:
         found, lines, prof = audit_file(path, settings)
-        return path, [f.__dict__ for f in found], lines, prof, None
+        return _Audited(path, [f.__dict__ for f in found], lines, encode(prof), prof["notes"])
     except _Timeout:
-        return path, None, None, None, f"gave up after {TIME_LIMIT} s"
+        return _Audited(path, error=f"gave up after {TIME_LIMIT} s")
     except MemoryError:
-        return path, None, None, None, "corrupt ELF: absurd sizes (out of memory)"
+        return _Audited(path, error="corrupt ELF: absurd sizes (out of memory)")
     except Exception as exc:  # pyelftools raises many kinds on hostile input; each is one line here
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         prefix = "" if type(exc).__name__ == "NotElf" else "corrupt ELF: "
-        return path, None, None, None, prefix + reason
+        return _Audited(path, error=prefix + reason)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
@@ -87,12 +103,18 @@ def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> R
     """Findings for every ELF file named or found under the paths; with `profiles`, each binary's
     syscall-surface profile too (text output shows it after the findings)."""
     from syscall_lint.elf.notes import SHARED_NOTES
+    from syscall_lint.output.json_out import Encoded
 
     report = Report(sources={"elf"})
-    items = []
+    items, argument_of = [], []  # argument_of[i]: the position of the argument items[i] came from
+    placed = []  # (argument position, InputError)
     by_dir = {}  # directory named in the arguments → settings (resolved once, not once per file)
-    for arg in paths:
-        items.extend(_inputs(arg, resolver, report, by_dir))
+    for position, arg in enumerate(paths):
+        before = len(report.errors)
+        found = _inputs(arg, resolver, report, by_dir)
+        items.extend(found)
+        argument_of.extend([position] * len(found))
+        placed.extend((position, error) for error in report.errors[before:])
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(items) > 4:
         import multiprocessing
@@ -106,27 +128,31 @@ def audit(paths, resolver, jobs: int | None = None, profiles: bool = False) -> R
                     results[index] = result
     else:
         results = [_work(item) for item in items]
-    summaries, shared = [], []
-    for path, found, lines, prof, error in results:
-        if error is not None:
-            report.errors.append(InputError(path, error))
+    summaries, shared = Encoded(), []
+    for position, done in zip(argument_of, results):
+        if done.error is not None:
+            placed.append((position, InputError(done.path, done.error)))
             continue
-        report.findings.extend(Finding(**f) for f in found)
+        report.findings.extend(Finding(**f) for f in done.findings)
         if profiles:
-            report.preamble.extend(lines)
-        shared.extend(n for n in prof["notes"] if n in SHARED_NOTES and n not in shared)
-        summaries.append(prof)
+            report.preamble.extend(done.profile_lines)
+        shared.extend(n for n in done.notes if n in SHARED_NOTES and n not in shared)
+        summaries.append(done.summary_json)
+    # errors in the order of the arguments, as the walk met them (a named file's magic is only
+    # checked by its worker, after the errors found while listing the arguments)
+    placed.sort(key=lambda pair: pair[0])
+    report.errors = [error for _, error in placed]
     if profiles:
         report.preamble.extend(f"note: {note}" for note in shared)
     report.extra["binaries"] = summaries
     return report
 
 
-def _settings(arg: str, resolver, by_dir: dict):
+def _settings(arg: str, resolver, by_dir: dict, is_link: bool):
     """resolver.for_path for a file named on the command line. A file that is not a symbolic link
     resolves to its resolved directory, so the files of one directory share one lookup (an audit
     of /usr/bin names thousands)."""
-    if os.path.islink(arg):
+    if is_link:
         return resolver.for_path(Path(arg))
     directory = os.path.dirname(arg)
     found = by_dir.get(directory)
@@ -150,18 +176,22 @@ def _inputs(arg: str, resolver, report: Report, by_dir: dict | None = None) -> l
 
     Named on the command line, a FIFO, device or socket is a one-line error (opening it could block
     or never end); in a directory walk it is skipped like any other file that is not ELF."""
-    from syscall_lint.elf.magic import is_elf
-    from syscall_lint.inputs import refusal
+    from syscall_lint.inputs import not_regular_reason, refusal
 
-    if os.path.lexists(arg) and not os.path.isdir(arg):
-        reason = refusal(arg)
+    try:
+        mode = os.lstat(arg).st_mode
+    except OSError:
+        mode = None
+    is_link = mode is not None and stat.S_ISLNK(mode)
+    if mode is not None and not stat.S_ISDIR(mode) and not (is_link and os.path.isdir(arg)):
+        # the lstat answers for a named file that is not a link; the magic is checked by the worker
+        # (its open reads it first, with the same one-line error), so an audit of a long list does
+        # not open every file twice
+        reason = refusal(arg) if is_link else not_regular_reason(mode)
         if reason is not None:
             report.errors.append(InputError(arg, reason))
-        elif not is_elf(arg):
-            report.errors.append(InputError(arg, "not an ELF file (wrong magic)"))
-        else:
-            return [(arg, _settings(arg, resolver, {} if by_dir is None else by_dir))]
-        return []
+            return []
+        return [(arg, _settings(arg, resolver, {} if by_dir is None else by_dir, is_link))]
     settings = resolver.for_path(Path(arg)) if os.path.exists(arg) else None
     found = []
     for item in walk(arg, _walked_elf, lambda p: False):
