@@ -54,7 +54,14 @@ class Settings:
         return True
 
     def enabled_codes(self, path: str | None = None) -> set:
-        return {code for code in self.select if self.enabled(code, path)}
+        if path is not None and self.per_file_ignores:
+            return {code for code in self.select if self.enabled(code, path)}
+        # the same for every path: asked once per file of an audit of thousands
+        key = (self.select, self.ignore)
+        found = _ENABLED.get(key)
+        if found is None:
+            found = _ENABLED[key] = frozenset(code for code in self.select if self.enabled(code))
+        return set(found)  # the caller's own copy
 
     def is_excluded(self, path, names_only: bool = False) -> bool:
         name_rx, path_rx = self._compiled("exclude", self.exclude)
@@ -106,6 +113,9 @@ class Settings:
              self.follow_imports],
             sort_keys=True, default=str,
         )
+
+
+_ENABLED = {}  # (select, ignore) → the codes they enable (a handful of settings per run)
 
 
 def _matches_codes(code: str, selectors) -> bool:

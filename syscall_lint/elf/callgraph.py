@@ -218,7 +218,7 @@ def too_large(code_bytes: int) -> bool:
     return code_bytes > MAX_GRAPH_CODE
 
 
-def build(info, sections, relocs) -> CallGraph | None:
+def build(info, sections, relocs, scans=None) -> CallGraph | None:
     """The call graph of one binary's code, or None for a machine whose calls are not decoded (or
     code beyond MAX_GRAPH_CODE: the byte scan is linear and Python-speed)."""
     md = _capstone(info.machine)
@@ -237,7 +237,7 @@ def build(info, sections, relocs) -> CallGraph | None:
     # and the unwind table, when there is one, already lists every function GCC and clang emit)
     all_targets = not x86 or not info.unwind
     graph = CallGraph(info.machine)
-    columns = graphcols.build(info, code, stubs, got, x86, all_targets, text_end, MIN_GAP, _padding)
+    columns = graphcols.build(info, code, stubs, got, x86, all_targets, text_end, MIN_GAP, _padding, scans)
     if columns is not None:
         graph._starts, graph._ends, graph.names, graph._table = columns
         return graph

@@ -15,9 +15,11 @@ from syscall_lint.elf import vector
 from syscall_lint.elf.calltable import ArrayCalls
 
 
-def build(info, code, stubs: dict, got: dict, x86: bool, all_targets: bool, text_end: int, min_gap: int, padding):
+def build(info, code, stubs: dict, got: dict, x86: bool, all_targets: bool, text_end: int, min_gap: int, padding,
+          scans=None):
     """(function starts, their ends, start → symbol names, ArrayCalls), or None without numpy or
-    for addresses beyond its range (callgraph.build then takes the pure way)."""
+    for addresses beyond its range (callgraph.build then takes the pure way). `scans`: x86_scans
+    already made for these sections (by a screen)."""
     if not vector.ENABLED or not code or text_end >= vector.LIMIT:
         return None
     np = vector.np
@@ -34,10 +36,19 @@ def build(info, code, stubs: dict, got: dict, x86: bool, all_targets: bool, text
     order = np.argsort(tkeys, kind="stable")
     tkeys, tcodes = tkeys[order], tcodes[order]
     slots = _table(np, got, codes) if x86 else None
-    found = _calls(np, x86, code, slots, tkeys, tcodes, all_targets, name_list)
+    found = _calls(np, x86, code, slots, tkeys, tcodes, all_targets, name_list, scans)
     if found is None:
         return None
     calls, added = found
+    starts, ends = bounds(starts, ends, names, added, code, text_end, min_gap, padding)
+    return starts, ends, names, calls
+
+
+def bounds(starts, ends, names, added, code, text_end: int, min_gap: int, padding):
+    """(function starts, their ends) as sorted lists, from the known starts and ends (`_known`)
+    and the starts found from calls; the starts of functions dropped for having no length leave
+    `names` (when given)."""
+    np = vector.np
     if added:
         starts = np.concatenate((starts, np.array(added, dtype=np.int64)))
         ends = np.concatenate((ends, np.zeros(len(added), dtype=np.int64)))
@@ -47,11 +58,11 @@ def build(info, code, stubs: dict, got: dict, x86: bool, all_targets: bool, text
     limit = np.append(starts[1:], np.int64(text_end))
     ends = np.where(ends > 0, np.minimum(ends, limit), limit)
     keep = ends > starts
-    for dropped in starts[~keep].tolist():
-        names.pop(dropped, None)
+    if names is not None:
+        for dropped in starts[~keep].tolist():
+            names.pop(dropped, None)
     starts, ends = starts[keep], ends[keep]
-    starts, ends = _fill_gaps(np, starts, ends, code, min_gap, padding)
-    return starts, ends, names, calls
+    return _fill_gaps(np, starts, ends, code, min_gap, padding)
 
 
 def _table(np, mapping: dict, codes: dict):
@@ -64,30 +75,36 @@ def _table(np, mapping: dict, codes: dict):
     return keys[order], values[order]
 
 
-def _known(info, code):
+def _known(info, code, with_names: bool = True):
     """callgraph._known_functions as columns: (sorted unique starts, their ends with 0 for
-    unknown, start → names in symbol order), or None beyond numpy's range."""
-    from syscall_lint.elf.reader import eh_frame_columns
+    unknown, start → names in symbol order (None without `with_names`)), or None beyond numpy's
+    range."""
+    from syscall_lint.elf.reader import eh_frame_columns, function_columns
 
     np = vector.np
     lo = min(s.address for s in code)
     hi = max(s.address + len(s.data) for s in code)
     pieces_s, pieces_e = [], []
     names = {}
-    funcs = info.functions
-    if funcs:
-        addrs, sizes, _names = zip(*funcs)
-        if max(addrs) >= vector.LIMIT or max(sizes) >= vector.LIMIT:
+    if with_names:
+        funcs = info.functions
+        addrs, sizes, _names = zip(*funcs) if funcs else ((), (), ())
+    else:  # the same columns, no name decoded
+        addrs, sizes = function_columns(info)
+    if len(addrs):
+        a, z = np.asarray(addrs, dtype=np.uint64), np.asarray(sizes, dtype=np.uint64)
+        if int(a.max()) >= vector.LIMIT or int(z.max()) >= vector.LIMIT:
             return None
-        a, z = np.array(addrs, dtype=np.int64), np.array(sizes, dtype=np.int64)
+        a, z = a.astype(np.int64), z.astype(np.int64)
         inside = (a >= lo) & (a < hi)
         a, z = a[inside], z[inside]
         pieces_s.append(a)
         pieces_e.append(np.where(z > 0, a + z, 0))  # a symbol's end, 0 when it has no size
-        setdefault = names.setdefault
-        for addr, _size, name in funcs:
-            if lo <= addr < hi:
-                setdefault(addr, []).append(name)
+        if with_names:
+            setdefault = names.setdefault
+            for addr, _size, name in funcs:
+                if lo <= addr < hi:
+                    setdefault(addr, []).append(name)
     unwind = eh_frame_columns(info.path)
     if unwind is None:
         return None
@@ -99,10 +116,25 @@ def _known(info, code):
     starts, where = np.unique(every_s, return_inverse=True)
     ends = np.zeros(len(starts), dtype=np.int64)
     np.maximum.at(ends, where, every_e)  # the farthest end any source gives
-    return starts, ends, names
+    return starts, ends, names if with_names else None
 
 
-def _calls(np, x86: bool, code, slots, tkeys, tcodes, all_targets: bool, name_list: list):
+def x86_scans(code) -> dict | None:
+    """Section address → (vector.x86_slot_calls, vector.x86_rel32_pairs) of the sections a call
+    graph scans (not .init/.fini), or None when one is out of numpy's range."""
+    out = {}
+    for sec in code:
+        if sec.name in (".init", ".fini"):
+            continue
+        slot_calls = vector.x86_slot_calls(sec.address, sec.data)
+        rel = vector.x86_rel32_pairs(sec.address, sec.data)  # call and jmp rel32
+        if slot_calls is None or rel is None:
+            return None
+        out[sec.address] = slot_calls, rel
+    return out
+
+
+def _calls(np, x86: bool, code, slots, tkeys, tcodes, all_targets: bool, name_list: list, scans=None):
     """(ArrayCalls, the starts added from calls to addresses no table names), or None out of range."""
     # per section, in the pure scan's order: (sites, slots or destinations, tail, kind); the final
     # sort by site is stable, so a site found twice (overlapping sections) keeps that order
@@ -111,8 +143,11 @@ def _calls(np, x86: bool, code, slots, tkeys, tcodes, all_targets: bool, name_li
         if sec.name in (".init", ".fini"):
             continue
         if x86:
-            slot_calls = vector.x86_slot_calls(sec.address, sec.data)
-            rel = vector.x86_rel32_pairs(sec.address, sec.data)  # call and jmp rel32
+            if scans is not None and sec.address in scans:
+                slot_calls, rel = scans[sec.address]
+            else:
+                slot_calls = vector.x86_slot_calls(sec.address, sec.data)
+                rel = vector.x86_rel32_pairs(sec.address, sec.data)  # call and jmp rel32
             if slot_calls is None or rel is None:
                 return None
             parts.append((slot_calls[0], slot_calls[1], slot_calls[2], "slot"))

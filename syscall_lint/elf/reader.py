@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 from itertools import accumulate, islice, repeat
-from operator import add, and_, ge, itemgetter, methodcaller, or_
+from operator import add, and_, ge, itemgetter, or_
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
@@ -286,6 +286,55 @@ def _defined_functions(layout: Layout, sec):
     return out
 
 
+def function_columns(info):
+    """(addresses, sizes) as numpy uint64 arrays of the entries ElfInfo.functions lists (duplicates
+    aside), without decoding a name: the same table choice (.symtab when it names any entry, else
+    .dynsym) and the same picks (a named, defined function entry with a nonzero value)."""
+    np = vector.np
+    if info._functions is not None:
+        found = info._functions
+        return (np.array([f[0] for f in found], dtype=np.uint64), np.array([f[1] for f in found], dtype=np.uint64))
+    try:
+        with _open(info.path) as (layout, _header):
+            got = _function_columns(layout, layout.by_name.get(".symtab"))
+            if got is None:
+                got = _function_columns(layout, layout.by_name.get(".dynsym"))
+    except Corrupt as exc:
+        raise NotElf(f"corrupt ELF: {exc}") from None
+    if got is None:
+        empty = np.zeros(0, dtype=np.uint64)
+        return empty, empty
+    return got
+
+
+def _function_columns(layout: Layout, sec):
+    """_defined_functions' picks as (values, sizes) columns, or None when the table names no entry."""
+    np = vector.np
+    if sec is None or sec.type == SHT_NOBITS:
+        return None
+    data = layout.data(sec)
+    e = layout.e
+    if layout.bits == 64:
+        dtype = np.dtype([("name", e + "u4"), ("info", "u1"), ("other", "u1"), ("shndx", e + "u2"),
+                          ("value", e + "u8"), ("size", e + "u8")])
+    else:
+        dtype = np.dtype([("name", e + "u4"), ("value", e + "u4"), ("size", e + "u4"), ("info", "u1"),
+                          ("other", "u1"), ("shndx", e + "u2")])
+    count = min(len(data) // dtype.itemsize, MAX_SYMBOLS)
+    if count < 2:
+        return None
+    table = np.frombuffer(data, dtype=dtype, count=count)[1:]
+    strings = np.frombuffer(layout.strings(sec.link), dtype=np.uint8)
+    at = table["name"].astype(np.int64)
+    named = at < len(strings)
+    named[named] = strings[at[named]] != 0  # a name's first byte: an empty name is a NUL
+    if not named.any():
+        return None
+    kind = table["info"] & 0xF
+    picked = named & ((kind == STT_FUNC) | (kind == STT_GNU_IFUNC)) & (table["shndx"] != 0) & (table["value"] != 0)
+    return table["value"][picked].astype(np.uint64), table["size"][picked].astype(np.uint64)
+
+
 _FLIP = bytes(int(b == 0) for b in range(256))  # the picked entries' 1s become the zeros _zero_offsets finds
 
 
@@ -321,18 +370,17 @@ def _exports(layout: Layout) -> set:
             if sym.defined and sym.kind in (STT_FUNC, STT_GNU_IFUNC)}
 
 
-def _names_start_with(layout: Layout, info: ElfInfo, prefixes: tuple) -> bool:
+def _names_start_with(layout: Layout, prefixes: tuple) -> bool:
     """Does an imported or exported function's name start with one of the prefixes? A name that
     does holds the prefix's bytes in .dynstr, so a string table without them answers no unread."""
     sec = layout.by_name.get(".dynsym")
-    if any(map(methodcaller("startswith", prefixes), info.imports)):
-        return True
     if sec is None:
         return False
     strings = layout.strings(sec.link)
     if not any(p.encode() in strings for p in prefixes):
         return False
-    return any(n.startswith(prefixes) for n in _exports(layout))
+    return any(n.startswith(prefixes) for n in _imports(layout, sec)) or \
+        any(n.startswith(prefixes) for n in _exports(layout))
 
 
 class _SymbolNames:
@@ -388,7 +436,7 @@ def _read(layout: Layout, header, path: str) -> ElfInfo:
     names = layout.by_name
     if ".go.buildinfo" in names or ".gopclntab" in names or ".note.go.buildid" in names:
         info.runtime = "go"
-    elif _names_start_with(layout, info, RUST_MARKERS):
+    elif _names_start_with(layout, RUST_MARKERS):
         info.runtime = "rust"
     return info
 
@@ -495,20 +543,108 @@ def code_size(path: str, skip: tuple = ()) -> int:
         raise NotElf(f"corrupt ELF: {exc}") from None
 
 
-def text_sections(path: str):
+def text_sections(path: str, only_bases: frozenset | None = None):
     """(executable sections as CodeSection, GOT slot → imported name).
 
     Each file byte is held at most once and no more than MAX_CODE bytes in all: real binaries never
     overlap their executable sections, so a file that does (hostile ones repeat the whole file
-    thousands of times) is corrupt rather than read again and again."""
+    thousands of times) is corrupt rather than read again and again.
+
+    With `only_bases`, the slots are only those of symbols whose base name (callsites._base) is
+    one of them: a library's relocations name thousands of symbols, a screen asks about a dozen."""
     try:
         with _open(path) as (layout, _):
             out = [CodeSection(sec.name, sec.addr, layout.read(sec.offset, length))
                    for sec, length in _code_extents(layout)]
             out.sort(key=lambda c: c.address)
-            return out, layout.relocations(_SymbolNames(layout, layout.by_name.get(".dynsym")))
+            dynsym = layout.by_name.get(".dynsym")
+            names = _SymbolNames(layout, dynsym) if only_bases is None else _NamedOnly(layout, dynsym, only_bases)
+            return out, layout.relocations(names)
     except Corrupt as exc:
         raise NotElf(f"corrupt ELF: {exc}") from None
+
+
+def import_slots(path: str) -> dict:
+    """text_sections' GOT slot → imported name alone (the code already read for a screen)."""
+    try:
+        with _open(path) as (layout, _):
+            return layout.relocations(_SymbolNames(layout, layout.by_name.get(".dynsym")))
+    except Corrupt as exc:
+        raise NotElf(f"corrupt ELF: {exc}") from None
+
+
+class _NamedOnly:
+    """_SymbolNames for the symbols whose base name is one of `bases` (None for every other
+    entry), without decoding the others (_entries_named)."""
+
+    def __init__(self, layout: Layout, sec, bases: frozenset):
+        self.count, found = _entries_named(layout, sec, bases)
+        self._found = {i: name for i, name, _row in found}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int):
+        return self._found.get(i)
+
+
+def defines_function_named(path: str, bases: frozenset) -> bool:
+    """Does .symtab or .dynsym define a function (what ElfInfo.functions lists) whose base name is
+    one of `bases`? Answered without decoding the other names."""
+    try:
+        with _open(path) as (layout, _):
+            for sec in (layout.by_name.get(".symtab"), layout.by_name.get(".dynsym")):
+                at_info, at_shndx, at_value = (1, 3, 4) if layout.bits == 64 else (3, 5, 1)
+                for _i, _name, row in _entries_named(layout, sec, bases)[1]:
+                    if row[at_info] & 0xF in (STT_FUNC, STT_GNU_IFUNC) and row[at_shndx] != 0 and row[at_value]:
+                        return True
+    except Corrupt as exc:
+        raise NotElf(f"corrupt ELF: {exc}") from None
+    return False
+
+
+def _entries_named(layout: Layout, sec, bases: frozenset):
+    """(entries in the table, [(index, name, unpacked entry)] of the entries whose name's base
+    (callsites._base) is one of `bases`). Each such name ends with `base\0` or `base@` in the
+    string table, possibly after one of the prefixes _base strips: only the entries whose name
+    starts at one of those offsets are decoded."""
+    from syscall_lint.elf.callsites import _base
+
+    if sec is None or sec.type == SHT_NOBITS:
+        return 0, []
+    data = layout.data(sec)
+    fmt = struct.Struct(layout.e + ("IBBHQQ" if layout.bits == 64 else "IIIBBH"))
+    count = min(len(data) // fmt.size, MAX_SYMBOLS)
+    strings = layout.strings(sec.link)
+    offsets = set()
+    for base in bases:
+        for tail in (b"\0", b"@"):
+            needle = base.encode() + tail
+            at = strings.find(needle)
+            while at >= 0:
+                offsets.add(at)
+                offsets.update(at - len(p) for p in _BASE_PREFIXES if strings[at - len(p):at] == p)
+                at = strings.find(needle, at + 1)
+    if not offsets or count < 2:
+        return count, []
+    size = fmt.size
+    # st_name is the entry's first 4 bytes in both classes (entries of 24 or 16 bytes)
+    if vector.ENABLED:
+        np = vector.np
+        column = np.frombuffer(data, dtype=layout.e + "u4", count=count * size // 4)[::size // 4]
+        picked = np.flatnonzero(np.isin(column, np.fromiter(offsets, dtype=np.int64))).tolist()
+    else:
+        picked = [i for i in range(count) if struct.unpack_from(layout.e + "I", data, i * size)[0] in offsets]
+    out = []
+    for i in picked:
+        row = fmt.unpack_from(data, i * size)
+        name = _name(strings, row[0])
+        if i and name and _base(name) in bases:
+            out.append((i, name, row))
+    return count, out
+
+
+_BASE_PREFIXES = tuple(p.encode() for p in ("__libc_", "__GI___", "__GI_", "__"))  # what callsites._base strips
 
 
 RELATIVE_TYPES = {"x86-64": 8, "aarch64": 1027}  # R_X86_64_RELATIVE, R_AARCH64_RELATIVE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from syscall_lint import findings as fmodel
-from syscall_lint.elf import callgraph, callsites, paths, profile, reader, specs, spin
+from syscall_lint.elf import callgraph, callsites, paths, profile, reader, screen, specs, spin
 from syscall_lint.elf.notes import SHARED_NOTES, X86_NOTE  # noqa: F401 (SHARED_NOTES: rules.SHARED_NOTES)
 
 
@@ -34,7 +34,11 @@ def audit(info, settings, path: str):
     if d["replaces"] and not d["syncs"] and "SCL101" in enabled:
         # a binary that imports a sync call is not judged: the call graph cannot see the sync
         # reached through a function pointer or a flag (rsync's --fsync), and precision comes first
-        graph = text.evaluator()
+        c = prof["connections"]
+        # the screen pays only when no server rule below builds the graph anyway
+        serves = c["accepts"] and info.runtime != "go" and (
+            (c["threads"] and "SCL301" in enabled) or (c["forks"] and "SCL302" in enabled))
+        graph = text.evaluator() if serves or text.may_match(rules["SCL101"]) else _NO_CANDIDATE
         found_path = graph.matches(rules["SCL101"]) if graph is not None else []
         for m in found_path:
             emit("SCL101", "medium", f"call sites: a write then a rename in {m.function.name}, no sync reachable "
@@ -109,6 +113,16 @@ def audit(info, settings, path: str):
     return found, prof, notes
 
 
+class _NoCandidate:
+    """What the graph answers when the screen has found no function that could hold the path."""
+
+    @staticmethod
+    def matches(spec, **_):
+        return []
+
+
+_NO_CANDIDATE = _NoCandidate()
+
 # binary rules with their own emitters above; any other rule with an [elf] table is emitted generically
 BUILT_IN = frozenset({"SCL101", "SCL301", "SCL302"})
 # evidence that some other thread or process shares this program's memory (rules/elf_areas.toml)
@@ -172,11 +186,28 @@ class _Code:
 
     def __init__(self, info):
         self.info = info
-        self._sections = None
+        self._sections = self._relocs = None
+        self._scans = {}  # the screen's call scans, kept for the graph
 
     def _read(self):
         if self._sections is None:
             self._sections, self._relocs = reader.text_sections(self.info.path)
+        elif self._relocs is None:  # the code was read for the screen, with a few imports' slots
+            self._relocs = reader.import_slots(self.info.path)
+
+    def may_match(self, spec) -> bool:
+        """screen.may_match before a function-scope rule's graph is built: False when no function can
+        hold both groups. The code read for it is kept for the graph."""
+        if hasattr(self, "_evaluator") or not screen.applies(self.info, spec):
+            return True  # built already (the graph answers), or code the screen does not read
+        if self._sections is None:
+            if callgraph.too_large(reader.code_size(self.info.path, (".plt",))):
+                return True  # the evaluator says why it builds no graph
+            self._sections, slots = reader.text_sections(self.info.path, only_bases=spec.first | spec.second)
+            self._relocs = None
+        else:
+            slots = self._relocs
+        return screen.may_match(self.info, spec, self._sections, slots, self._scans)
 
     @property
     def sections(self):
@@ -195,7 +226,7 @@ class _Code:
                     self.too_large = True
                     return None
                 self._read()
-                graph = callgraph.build(self.info, self._sections, self._relocs)
+                graph = callgraph.build(self.info, self._sections, self._relocs, self._scans or None)
                 if graph is not None:
                     self._evaluator = paths.Evaluator(self.info, self._sections, graph)
                 else:
