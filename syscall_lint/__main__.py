@@ -1,5 +1,3 @@
-import sys
+from syscall_lint.cli import run
 
-from syscall_lint.cli import main
-
-sys.exit(main())
+run()

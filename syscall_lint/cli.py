@@ -84,6 +84,20 @@ def _overrides(args) -> dict:
             "force-exclude": args.force_exclude, "strict": getattr(args, "strict", False)}
 
 
+def run() -> None:
+    """The console entry point (and `python -m syscall_lint`): main(), then, once stdout and stderr
+    are flushed, an exit that skips the interpreter's teardown — freeing every module and object
+    one by one took 40 ms after an audit of /usr/bin (numpy, capstone and 1,400 profiles loaded),
+    more than reading some hundred binaries. main() itself returns, for callers in-process."""
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reader went away, or the stream is closed (the LSP's)
+            pass
+    os._exit(0 if status is None else status if isinstance(status, int) else 1)  # as sys.exit reads it
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -191,3 +191,19 @@ def test_wheel_installs_a_working_tool_with_its_catalog(tmp_path):
                            "print(os.path.isfile(os.path.join(r.SHIM_DIR, 'sitecustomize.py')))"],
                           capture_output=True, text=True, cwd=tmp_path, env=clean_env, timeout=60)
     assert proc.stdout.strip() == "True", proc.stderr
+
+
+def test_the_fast_exit_leaves_nothing_unwritten():
+    """`python -m syscall_lint` ends with os._exit after flushing: a report far larger than a pipe's
+    buffer arrives whole, and the status is main()'s."""
+    elf = FIXTURES / "elf"
+    binaries = [p for arch in ("x86_64", "aarch64") if (elf / arch).is_dir() for p in (elf / arch).iterdir()]
+    if not binaries:
+        pytest.skip("no ELF fixtures built")
+    proc = run_cli("audit", "--format", "json", elf)
+    assert len(proc.stdout) > 4 * 65536
+    doc = json.loads(proc.stdout)
+    assert len(doc["binaries"]) == len(binaries)
+    assert proc.returncode == 1 and doc["findings"]
+    proc = run_cli("audit", FIXTURES / "elf" / "no-such-file")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("no such file or directory")
