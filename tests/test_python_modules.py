@@ -11,7 +11,7 @@ from syscall_lint.python import project
 from syscall_lint.python.summaries import FunctionSummary, ModuleSummary, TempManager
 
 PROJECT = FIXTURES / "python_project"
-ASKED = ["store/records.py", "netkit/serve.py", "src/jobs/queue_writer.py"]
+ASKED = ["store/records.py", "netkit/serve.py", "src/jobs/queue_writer.py", "netkit/session_server.py"]
 
 
 def findings(doc):
@@ -211,6 +211,35 @@ def test_summary_records_what_the_rules_need():
     assert (c["Forker"].server, c["Kept"].server, c["Inline"].server) == ("SCL302", "SCL302", "")
     assert c["Relayer"].server == "SCL301"  # through a module function that starts a thread
     assert c["Inline"].overrides_dispatch and c["Kept"].bases == ("helpers.Forker",)
+    assert ModuleSummary.from_json(summary.to_json()) == summary
+
+
+THREAD_CLASSES_SOURCE = '''
+import threading
+from threading import Thread as BaseThread
+
+
+class Session(BaseThread):
+    pass
+
+
+class Settings:
+    Worker = Session
+    Timer = threading.Timer
+    label = "x"
+
+
+settings = Settings()
+plain = dict()
+'''
+
+
+def test_summary_records_class_attributes_and_module_level_instances():
+    summary = project.summarise("sessions.py", "sessions", False, THREAD_CLASSES_SOURCE.encode(), "d3")
+    c = summary.classes
+    assert c["Session"].bases == ("threading.Thread",)
+    assert c["Settings"].attributes == {"Worker": "sessions.Session", "Timer": "threading.Timer"}
+    assert summary.instances == {"settings": "sessions.Settings"}  # `plain` is no class of this module
     assert ModuleSummary.from_json(summary.to_json()) == summary
 
 

@@ -169,6 +169,7 @@ class Facts:
         self._apply_summaries()
         if self.project:
             self._apply_project()
+        self._apply_spawner_classes()
 
     def _apply_project(self) -> None:
         """Calls of imported project functions take the effect their summary gives them at the call
@@ -191,6 +192,57 @@ class Facts:
             for base, qual in zip(cls.bases, cls.quals):
                 if base in view.servers:
                     self.imported_servers[qual] = view.servers[base]
+
+    def _apply_spawner_classes(self) -> None:
+        """A call of a `threading.Thread` / `multiprocessing.Process` subclass makes that thread or
+        process: a class of this module (also through local bases, or a base the project summaries
+        say is one), a class attribute bound to one (`Worker = Session`), read through the class or
+        a module-level instance of it (`settings = Settings()`, then `settings.Worker(conn)`)."""
+        from syscall_lint.python.vocabulary import FORKERS, PROCESS_CLASSES, THREAD_CLASSES, THREAD_STARTERS
+
+        spawns = THREAD_STARTERS | FORKERS
+        operations = self.project.operations
+
+        def made_by(dotted, qual):
+            if qual in THREAD_CLASSES:
+                return "threading.Thread"
+            if qual in PROCESS_CLASSES:
+                return "multiprocessing.Process"
+            found = spawners.get(dotted) or operations.get(dotted)
+            return found if found in spawns else None
+
+        spawners: dict = {}  # dotted as written -> threading.Thread | multiprocessing.Process
+        for _ in range(8):  # local bases: a subclass of a subclass (bounded, as the summaries are)
+            before = len(spawners)
+            for cls in self.classes:
+                if cls.name not in spawners:
+                    made = next(filter(None, (made_by(b, q) for b, q in zip(cls.bases, cls.quals))), None)
+                    if made:
+                        spawners[cls.name] = made
+            if len(spawners) == before:
+                break
+        attributes: dict = {}  # class name -> {attribute: operation}
+        for cls in self.classes:
+            for stmt in cls.node.body.body if isinstance(cls.node.body, cst.IndentedBlock) else ():
+                for small in getattr(stmt, "body", ()) if isinstance(stmt, cst.SimpleStatementLine) else ():
+                    if (isinstance(small, cst.Assign) and len(small.targets) == 1
+                            and isinstance(small.targets[0].target, cst.Name)):
+                        dotted = dotted_name(small.value)
+                        made = made_by(dotted, self.resolve(dotted)) if dotted else None
+                        if made:
+                            attributes.setdefault(cls.name, {})[small.targets[0].target.value] = made
+        for name, attrs in attributes.items():
+            spawners.update({f"{name}.{attr}": made for attr, made in attrs.items()})
+        if attributes:
+            for _, targets, value in self.scopes[0].assigns:  # module-level instances
+                if len(targets) == 1 and isinstance(value, cst.Call) and dotted_name(value.func) in attributes:
+                    spawners.update({f"{targets[0]}.{attr}": made
+                                     for attr, made in attributes[dotted_name(value.func)].items()})
+        if not spawners:
+            return
+        for call in self.calls:
+            if call.dotted in spawners and call.qual not in spawns and call.dotted not in self.imports:
+                call.qual = spawners[call.dotted]
 
     def _apply_summaries(self) -> None:
         """A call of a module-level function that publishes its two parameters

@@ -16,9 +16,9 @@ from syscall_lint.python.lines import source_lines
 from syscall_lint.python.rulekit import registry
 from syscall_lint.python.rules.batching import SOCKET_FACTORIES
 from syscall_lint.python.rules.connections import SUMMARY_DEPTH
-from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, ALL_TAILS, DELEGATORS, FILE_SYNC_TAILS, OPEN_TAILS, RENAME_TAILS,
-                                            RULE_MODULES, SERVER_TAILS, SHARED_TAILS, SPAWNER_TAILS, THREAD_TAILS,
-                                            tails)
+from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, ALL_TAILS, DELEGATORS, FILE_SYNC_TAILS, HANDLER_TAILS,
+                                            OPEN_TAILS, RENAME_TAILS, RULE_MODULES, SERVER_TAILS, SHARED_TAILS,
+                                            SPAWNER_CLASS_TAILS, SPAWNER_TAILS, THREAD_TAILS, tails)
 
 
 def text_modules(text: str, view=None) -> set:
@@ -75,12 +75,14 @@ class _Walker:
     recursion limit (hundreds of nested lambdas or brackets) must still pass through the gate."""
 
     def __init__(self, aliases, unbuffered: bool, servers=SERVER_TAILS, bound=None, roots=frozenset(),
-                 sockets: bool = True):
+                 sockets: bool = True, spawner_classes=frozenset()):
         self.aliases = aliases
         self.sockets = sockets  # the file can make or accept a socket (ModuleNames.sockets)
         self.roots = roots  # imported and module-level-bound names: what `x.replace(a, b)` may resolve through
         self.bound = bound or {}  # name -> tails of the names it is bound to (`x = mod.attr`)
         self.used_binding = False
+        self.spawner_classes = spawner_classes  # names ModuleNames bound to Thread/Process as subclasses
+        self.used_spawner_class = False
         self.has_class = False
         self.accept_path = False  # an accept() call or an accept callback: spawns may be summarised
         self.unbuffered = unbuffered
@@ -125,6 +127,13 @@ class _Walker:
         """Record what `node` says; return the _Leave that closes it, or None."""
         if kind is ast.Call:
             self._call(node)
+            tail = _tail(node.func)
+            if tail in _CLASS_HANDOFFS and any(
+                    self._names_server(a, self.servers if tail == "type" else _HELD_SERVERS) for a in node.args):
+                self._dynamic_server()
+        elif kind is ast.Assign or kind is ast.AnnAssign:
+            if node.value is not None and self._names_server(node.value, _HELD_SERVERS):
+                self._dynamic_server()
         elif kind in _FUNCTIONS:
             if node.name in ACCEPT_CALLBACKS:
                 self.accept_path = True
@@ -145,6 +154,25 @@ class _Walker:
         elif kind is ast.Return and node.value is not None:
             self.scopes[-1].returns = True
         return None
+
+    def _names_server(self, value, servers) -> bool:
+        """Does `value` name one of `servers` (also as a branch of `a if c else b` / `a or b`, or in
+        a tuple of bases): what connections' _dynamic_servers looks at, by last name."""
+        kind = type(value)
+        if kind is ast.Name or kind is ast.Attribute:
+            tail = _tail(value)
+            return self._name(value) in servers or bool(self.bound.get(tail, set()) & servers)
+        if kind is ast.IfExp:
+            return self._names_server(value.body, servers) or self._names_server(value.orelse, servers)
+        if kind is ast.BoolOp or kind is ast.Tuple:
+            return any(self._names_server(v, servers) for v in (value.values if kind is ast.BoolOp else value.elts))
+        return False
+
+    def _dynamic_server(self) -> None:
+        # a server class built by type(), handed to partial or held in a variable: the rule looks
+        # for where the variable is instantiated anywhere in the file, so libcst needs all of it
+        self.connections = True
+        self.used_binding = True
 
     def _leave(self, leave: "_Leave") -> None:
         if leave.outer_loops is not None:  # a function: back to the enclosing scope's loops
@@ -204,7 +232,10 @@ class _Walker:
                 # `replace = os.replace` (module level) then `replace(a, b)`: the facts resolve
                 # the name through the binding, so the gate judges the call under both names
                 if bound != name:
-                    self.used_binding = True
+                    if _tail(node.func) in self.spawner_classes:
+                        self.used_spawner_class = True  # only connections needs the class statements
+                    else:
+                        self.used_binding = True
                     self._call_named(node, bound)
             if name in _DELEGATOR_TAILS:  # to_thread(os.replace, a, b): the rules see that rename
                 for arg in node.args:
@@ -231,6 +262,9 @@ class _Walker:
                 self.loops[-1].append((name, node))
 
 
+_CLASS_HANDOFFS = frozenset({"type", "partial"})  # connections' CLASS_BUILDERS and PARTIALS, by last name
+# The stdlib server classes (not mixins) connections reports when held in a variable or handed to partial.
+_HELD_SERVERS = frozenset(t for t in SERVER_TAILS if not t.endswith("MixIn"))
 _OS_NAMES = frozenset({"os", "posix", "nt"})  # facts.CANONICAL_MODULES: the OS modules are os
 # What makes a name a socket for batching (its SOCKET_FACTORIES' tails, `accept`, `wrap_socket`).
 SOCKET_WORDS = tails(SOCKET_FACTORIES) | {"accept", "wrap_socket"}
@@ -331,6 +365,9 @@ class ModuleNames:
         sockets = False  # a socket can be made or accepted somewhere (batching's `send` needs one)
         file_ops: list = []  # (line, tail) of rename/sync calls: what a wrapper function does
         self.calls: list = []  # every call (may_rename_or_sync asks them once the names are known)
+        self.classes: list = []  # every class statement, nested ones too
+        self.spawner_classes: set = set()  # names bound only by _bind_spawner_classes
+        self.spawner_attributes = False  # some class attribute is bound to a Thread/Process subclass
         calls = self.calls
         for node in walk_nodes(tree):
             kind = type(node)
@@ -362,6 +399,8 @@ class ModuleNames:
                         self.imports.append(f"from {node.module} import {a.name}" + (f" as {a.asname}" if a.asname else ""))
             elif kind in _DEFINITIONS:
                 shadowed.add(node.name)
+                if kind is ast.ClassDef:
+                    self.classes.append(node)
             elif kind is ast.ExceptHandler:
                 if node.name:
                     shadowed.add(node.name)
@@ -373,6 +412,7 @@ class ModuleNames:
         if view:  # names imported from the project stand for what their summaries say (project.py)
             for name, tails in view.gate_tails().items():
                 self.bound.setdefault(name, set()).update(tails)
+        self._bind_spawner_classes(tree)
         # names a dotted call can resolve through: imports (any form) and module-level bindings
         self.roots = self.imported | set(self.bound)
         if file_ops:  # a module-level function that renames or syncs: calls of it may be summarised
@@ -412,6 +452,50 @@ class ModuleNames:
                             return True
         return False
 
+    def _bind_spawner_classes(self, tree) -> None:
+        """A class whose bases lead to Thread or Process (by last name, through local bases and
+        bindings), and a class attribute bound to one (`Worker = Session`): the facts take a call of
+        it for that spawn (facts._apply_spawner_classes), so the gate judges it as `Thread`/`Process`."""
+        classes = self.classes
+        if not classes:
+            return
+        aliases, bound = self.aliases, self.bound
+        before = set(bound)
+
+        def made_by(node) -> set:
+            tail = _tail(node)
+            return ({aliases.get(tail, tail)} | bound.get(tail, set())) & SPAWNER_CLASS_TAILS if tail else set()
+
+        for _ in range(8):
+            changed = False
+            for node in classes:
+                made = set().union(*(made_by(base) for base in node.bases)) - bound.get(node.name, set())
+                if made:
+                    bound.setdefault(node.name, set()).update(made)
+                    changed = True
+            if not changed:
+                break
+        for node in classes:
+            for stmt in node.body:
+                if type(stmt) is ast.Assign and len(stmt.targets) == 1 and type(stmt.targets[0]) is ast.Name:
+                    made = made_by(stmt.value) if isinstance(stmt.value, (ast.Name, ast.Attribute)) else set()
+                    if made:
+                        bound.setdefault(stmt.targets[0].id, set()).update(made)
+                        self.spawner_attributes = True
+        self.spawner_classes = set(bound) - before
+
+    def handlers(self) -> list:
+        """The request handler classes (nested ones too): a base named as one of the stdlib's, or a
+        class of this file that is one (connections' _handler_spawns, by last name)."""
+        handlers = set(HANDLER_TAILS)
+        for _ in range(8):
+            more = {node.name for node in self.classes if node.name not in handlers and any(
+                self.aliases.get(_tail(b), _tail(b)) in handlers for b in node.bases)}
+            if not more:
+                break
+            handlers |= more
+        return [node for node in self.classes if node.name in handlers]
+
     def _bind_module_level(self, tree) -> None:
         """`x = mod.attr` or a wrapped callable `x = retry(...)(os.replace)` outside any function or
         class: the facts resolve `x` through it when it names something a rule knows (or a module
@@ -441,12 +525,14 @@ class ModuleNames:
 
 
 def _judge(node, aliases, unbuffered, seen=None, servers=SERVER_TAILS, bound=None, roots=frozenset(),
-           sockets: bool = True) -> set:
-    walker = _Walker(aliases, unbuffered, servers, bound, roots, sockets)
+           sockets: bool = True, spawner_classes=frozenset()) -> set:
+    walker = _Walker(aliases, unbuffered, servers, bound, roots, sockets, spawner_classes)
     walker.visit(node)
     if seen is not None:
         if walker.used_binding:
             seen["binding"] = True
+        if walker.used_spawner_class:
+            seen["spawner_class"] = True
         scopes = walker.all_scopes
         seen["accepts"] = seen.get("accepts", False) or walker.accept_path or any("accept" in s.tails for s in scopes)
         seen["spawns"] = seen.get("spawns", False) or any(s.tails & SPAWNER_TAILS for s in scopes)
@@ -545,6 +631,72 @@ def _accept_reaches_spawn(tree, names: "ModuleNames") -> bool:
         visited |= called
         todo = [f for name in called for f in by_name[name]]
     return False
+
+
+def _handler_reaches_spawn(tree, names: "ModuleNames") -> bool:
+    """Can a request handler's setup()/handle() reach a spawn through calls, as connections'
+    _handler_spawns follows them? Looser than the rule: the hooks of every handler class (and of
+    every class, for methods a handler inherits from a local base), callees known by name alone."""
+    handlers = names.handlers()
+    if not handlers:
+        return False
+    # the handlers and the local classes they inherit from (a mixin may bring the hook)
+    owners, todo_classes = [], list(handlers)
+    by_class = {}
+    for node in names.classes:
+        by_class.setdefault(node.name, []).append(node)
+    while todo_classes and len(owners) < 200:
+        node = todo_classes.pop()
+        if node not in owners:
+            owners.append(node)
+            todo_classes.extend(c for b in node.bases for c in by_class.get(_tail(b), ()))
+    todo = [_mentions_and_callees(item, names) for node in owners for item in node.body
+            if type(item) in _FUNCTIONS and item.name in ("setup", "handle")]
+    if not todo:
+        return False
+    by_name: dict = {}
+    for node in walk_nodes(tree):
+        if type(node) in _FUNCTIONS:
+            mentioned, callees = _mentions_and_callees(node, names)
+            by_name.setdefault(node.name, []).append((mentioned, callees))
+    visited: set = set()
+    for _ in range(SUMMARY_DEPTH + 2):
+        if any(mentioned & SPAWNER_TAILS for mentioned, _ in todo):
+            return True
+        called = {name for _, callees in todo for name in callees if name in by_name} - visited
+        visited |= called
+        todo = [f for name in called for f in by_name[name]]
+    return False
+
+
+def _with_spawner_classes(tree, parts, names: "ModuleNames"):
+    """`parts` with the statements of the file's Thread/Process subclasses (their headers: the
+    facts resolve a call of one through its bases), or None (the whole file) when one is nested in
+    a function or read through a class attribute (the facts then need more of the module)."""
+    from types import SimpleNamespace
+
+    if names.spawner_attributes:
+        return None
+    index = {id(node): i for i, node in enumerate(tree.body)}
+    headers, whole, members = set(), set(), {}
+    for node in names.classes:
+        if node.name not in names.spawner_classes:
+            continue
+        if id(node) in index:
+            headers.add(index[id(node)])
+            continue
+        # nested: the top-level statement around it (of a class, the member around it)
+        i, outer = next(((i, top) for i, top in enumerate(tree.body)
+                         if top.lineno <= node.lineno <= top.end_lineno), (None, None))
+        if outer is None:
+            return None
+        member = next((item for item in outer.body if item.lineno <= node.lineno <= item.end_lineno), None) \
+            if type(outer) is ast.ClassDef else None
+        if member is not None:
+            members.setdefault(i, []).append(member)
+        else:
+            whole.add(i)
+    return _with_needs(tree, parts, SimpleNamespace(whole=whole, members=members, headers=headers))
 
 
 def _callees(node) -> set:
@@ -712,7 +864,8 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
             members = []
             seen["in_class"] = True
             for item in node.body:
-                found = _judge(item, aliases, unbuffered, seen, local_servers, names.bound, names.roots, names.sockets)
+                found = _judge(item, aliases, unbuffered, seen, local_servers, names.bound, names.roots, names.sockets,
+                               names.spawner_classes)
                 if found:
                     modules |= found
                     members.append(_span(item))
@@ -722,7 +875,8 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
             if server or members:
                 parts.append(("class", node, members))
             continue
-        found = _judge(node, aliases, unbuffered, seen, local_servers, names.bound, names.roots, names.sockets)
+        found = _judge(node, aliases, unbuffered, seen, local_servers, names.bound, names.roots, names.sockets,
+                       names.spawner_classes)
         if found:
             modules |= found
             parts.append(("span", _span(node)))
@@ -730,6 +884,11 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
         modules.add("ordering")
     if "ordering" in modules and not _shared_polled(tree, names):
         modules.discard("ordering")  # no loop can read shared memory: SCL501 need not see the file
+    if seen.get("spawns") and _handler_reaches_spawn(tree, names):
+        # a request handler's setup()/handle() may start a thread or process per connection,
+        # directly or through the calls connections follows: the whole file
+        modules.add("connections")
+        seen["binding"] = True
     if seen.get("accepts") and seen.get("spawns") and _accept_reaches_spawn(tree, names):
         # an accept path and a spawn in different functions: the call summaries need the whole file
         modules.add("connections")
@@ -742,6 +901,11 @@ def plan(tree: ast.Module, text: str, names: ModuleNames) -> tuple:
         seen.get("renames") and seen.get("opens_renames")))
     if made_apart:
         modules.add("durability")
+    if "connections" in modules and seen.get("spawner_class") and not seen.get("binding"):
+        # a call of a Thread/Process subclass: the facts need its class statement (and its bases')
+        parts = _with_spawner_classes(tree, parts, names)
+        if parts is None:
+            return modules, None
     if "ordering" in modules or seen.get("binding"):
         return modules, None  # whole file: the facts resolve names through module-level bindings
     if made_apart or class_files:

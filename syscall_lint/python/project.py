@@ -29,8 +29,8 @@ from syscall_lint.inputs import InputRefused, read_regular
 from syscall_lint.python.qualnames import canonical
 from syscall_lint.python.summaries import (SUMMARY_FORMAT, ClassSummary, FunctionSummary, ModuleSummary,
                                            TempManager)
-from syscall_lint.python.vocabulary import (DUMPERS, FILE_SYNCS, FORKERS, FORKING_SERVERS, RENAMES, RULE_MODULES,
-                                            THREAD_STARTERS, THREADING_SERVERS)
+from syscall_lint.python.vocabulary import (DUMPERS, FILE_SYNCS, FORKERS, FORKING_SERVERS, PROCESS_CLASSES, RENAMES,
+                                            RULE_MODULES, THREAD_CLASSES, THREAD_STARTERS, THREADING_SERVERS)
 
 MAX_IMPORTS_PER_FILE = 200  # project modules one analysed file may pull in (directly)
 MAX_DEPTH = 4  # re-export and base-class chains followed across modules
@@ -45,6 +45,7 @@ _WORTH_LITERALS = (
     "start_new_thread(", "start_new(", "NamedTemporaryFile(", "mkstemp(", "ThreadingMixIn", "ForkingMixIn",
     "ThreadingTCPServer", "ForkingTCPServer", "ThreadingUnixStreamServer", "ForkingUnixStreamServer",
     "ThreadingHTTPServer", ".buf", "buffer=", "frombuffer(",
+    "Thread)", "Thread,", "Process)", "Process,",  # a Thread/Process subclass, maybe a class attribute's value
 )
 _TWO_NAMES = re.compile(r"\s*[A-Za-z_][\w.]*\s*,\s*[A-Za-z_][\w.]*\s*[,)]")  # `(src, dst)` after `rename(`
 _AS_VALUE = re.compile(r"[ \t]*(?:[,)]|$)", re.M)  # `retry(...)(os.replace)`, `swap = os.replace`
@@ -633,8 +634,30 @@ def _summarise_tree(tree, text, path, module, imports, digest) -> ModuleSummary:
                     server = local.server
                     break
         classes[name] = ClassSummary(name, tuple(bases), server, overrides,
-                                     {m: s for m, s in summaries.items() if s.has_effect()})
-    return ModuleSummary(module, path, digest, functions, classes, dict(names.aliases), dict(imports))
+                                     {m: s for m, s in summaries.items() if s.has_effect()},
+                                     _class_attributes(node, names))
+    instances = {}
+    for node in tree.body:  # `context = ContextType()`: its class attributes are read through it
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                and node.value.func.id in classes and classes[node.value.func.id].attributes):
+            instances[node.targets[0].id] = f"{module}.{node.value.func.id}"
+    return ModuleSummary(module, path, digest, functions, classes, dict(names.aliases), dict(imports),
+                         instances=instances)
+
+
+def _class_attributes(node: ast.ClassDef, names: _Module) -> dict:
+    """Class-level `Worker = Session` where the value is a class of this module or an imported
+    name, qualified (what `Settings.Worker(...)` makes, when that is a Thread subclass)."""
+    out = {}
+    for stmt in node.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            dotted = _dotted(stmt.value)
+            if dotted in names.classes:
+                out[stmt.targets[0].id] = f"{names.module}.{dotted}"
+            elif dotted and names.resolve(dotted):
+                out[stmt.targets[0].id] = names.resolve(dotted)
+    return out
 
 
 # --- the per-process index --------------------------------------------------------------------
@@ -873,6 +896,50 @@ class _Resolver:
                     return kind
         return ""
 
+    def spawner(self, cls: ClassSummary, depth: int = 0) -> str:
+        """`threading.Thread` / `multiprocessing.Process` when the class is a subclass of one
+        (its bases resolved across modules), else ""."""
+        for base in cls.bases:
+            if base in THREAD_CLASSES:
+                return "threading.Thread"
+            if base in PROCESS_CLASSES:
+                return "multiprocessing.Process"
+        if depth >= MAX_DEPTH:
+            return ""
+        for base in cls.bases:
+            found = self.qualified(base, depth + 1)
+            if isinstance(found, ClassSummary):
+                made = self.spawner(found, depth + 1)
+                if made:
+                    return made
+        return ""
+
+    def qualified(self, qual: str, depth: int = 0):
+        """What a qualified name of the project is (as `name`)."""
+        if "." not in qual:
+            return None
+        owner, _, attr = qual.rpartition(".")
+        return self.name(owner, attr, depth)
+
+    def bind_attributes(self, dotted: str, cls: ClassSummary) -> None:
+        """`dotted.Worker` for each class attribute bound to a Thread/Process subclass."""
+        for attr, qual in cls.attributes.items():
+            if qual in THREAD_CLASSES or qual in PROCESS_CLASSES:
+                made = "threading.Thread" if qual in THREAD_CLASSES else "multiprocessing.Process"
+            else:
+                found = self.qualified(qual, 1)
+                made = self.spawner(found, 1) if isinstance(found, ClassSummary) else ""
+            if made:
+                self.view.operations[f"{dotted}.{attr}"] = made
+
+    def bind_instance(self, dotted: str, module: str, name: str) -> None:
+        """A module-level instance (`context = ContextType()`) imported as `dotted`."""
+        summary = self.module(module)
+        qual = summary.instances.get(name) if summary is not None else None
+        found = self.qualified(qual, 1) if qual else None
+        if isinstance(found, ClassSummary):
+            self.bind_attributes(dotted, found)
+
     def bind(self, dotted: str, found, module: str) -> None:
         view = self.view
         if isinstance(found, str):
@@ -890,6 +957,11 @@ class _Resolver:
             kind = self.server(found, module)
             if kind:
                 view.servers[dotted] = kind
+            made = self.spawner(found)
+            if made:  # a call of a Thread/Process subclass starts one
+                view.operations[dotted] = made
+            if found.attributes:
+                self.bind_attributes(dotted, found)
 
     def bind_module(self, local: str, module: str) -> None:
         summary = self.module(module)
@@ -897,6 +969,8 @@ class _Resolver:
             return
         for name in (*summary.functions, *summary.classes, *summary.aliases):
             self.bind(f"{local}.{name}", self.name(module, name), module)
+        for name in summary.instances:
+            self.bind_instance(f"{local}.{name}", module, name)
         for name, qual in summary.bindings.items():  # `util.socketserver`: a module re-exported
             found = self.rule_module(qual)
             if found:
@@ -939,4 +1013,6 @@ def view_for(path: str, text: str, extra_roots=()) -> ProjectView:
                 found = resolver.name(base, name)
                 if found is not None:
                     resolver.bind(local, found, base)
+                else:
+                    resolver.bind_instance(local, base, name)
     return view if view.consumed else EMPTY

@@ -24,14 +24,17 @@ Interface (what the rules and facts.py read, through `facts.project`, a `project
   `pkg.mod.Class` for a project class), `server`: `"SCL301"`/`"SCL302"` when the class (through
   its bases, resolved across modules, or an own `process_request` that spawns) serves each
   connection in a new thread/process, `overrides_dispatch`: it defines `process_request` without
-  spawning (what a base would spawn no longer happens), `methods`: the summaries of its methods that have an effect.
+  spawning (what a base would spawn no longer happens), `methods`: the summaries of its methods that have an effect,
+  `attributes`: class-level names bound to a class (`Thread = Thread`, qualified): how a Thread
+  subclass is reached as an attribute of a settings class or of its module-level instance.
 - `ModuleSummary` — `module` (dotted name), `digest` (sha256 of the module's bytes; the result
   cache keys a file on the digests of the summaries it consumed), `functions`, `classes`,
   `aliases` (module-level names bound to a known operation: `replace = retry(...)(os.replace)` →
   `os.replace`, `partial(os.rename, ...)` → `os.rename`), `imports` (local name → qualified name,
   how re-exports such as a package `__init__` that does `from .threaded import start` resolve),
   `bindings` (module-level `name = imported.attr` lines, qualified: how a compat module re-exports
-  a module, `socketserver = pycompat.socketserver`), `error` (why the module could not be summarised, or "").
+  a module, `socketserver = pycompat.socketserver`), `instances` (module-level `name = Class()` of a class
+  with `attributes`, the class qualified), `error` (why the module could not be summarised, or "").
 
 All records are plain dataclasses that round-trip through JSON (`to_json` / `from_json`).
 """
@@ -40,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-SUMMARY_FORMAT = 2  # bumped when the records change shape (the summary cache is keyed on it)
+SUMMARY_FORMAT = 3  # bumped when the records change shape (the summary cache is keyed on it)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class ClassSummary:
     server: str = ""  # "SCL301" | "SCL302" | ""
     overrides_dispatch: bool = False  # defines process_request without spawning: bases' spawn is replaced
     methods: dict = field(default_factory=dict)  # name -> FunctionSummary (only those with an effect)
+    attributes: dict = field(default_factory=dict)  # class-level `Worker = Session` -> qualified name
 
 
 @dataclass
@@ -88,6 +92,7 @@ class ModuleSummary:
     imports: dict = field(default_factory=dict)  # local name -> qualified name (re-exports)
     error: str = ""
     bindings: dict = field(default_factory=dict)  # `socketserver = pycompat.socketserver` -> qualified name
+    instances: dict = field(default_factory=dict)  # module-level `context = ContextType()` -> the class, qualified
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -103,9 +108,9 @@ class ModuleSummary:
             return FunctionSummary(**d)
 
         classes = {name: ClassSummary(c["name"], tuple(c["bases"]), c["server"], c.get("overrides_dispatch", False),
-                                      {m: function(f) for m, f in c["methods"].items()})
+                                      {m: function(f) for m, f in c["methods"].items()}, dict(c.get("attributes", {})))
                    for name, c in data["classes"].items()}
         return cls(data["module"], data["path"], data["digest"],
                    {name: function(f) for name, f in data["functions"].items()}, classes,
                    dict(data["aliases"]), dict(data["imports"]), data.get("error", ""),
-                   dict(data.get("bindings", {})))
+                   dict(data.get("bindings", {})), dict(data.get("instances", {})))

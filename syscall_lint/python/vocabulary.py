@@ -45,6 +45,24 @@ THREAD_POOLS = frozenset({"concurrent.futures.ThreadPoolExecutor", "concurrent.f
 THREAD_STARTERS = frozenset({"threading.Thread", "_thread.start_new_thread", "_thread.start_new",
                              "threading._start_new_thread"})
 FORKERS = frozenset({"os.fork", "os.forkpty", "multiprocessing.Process", "multiprocessing.context.Process"})
+# Classes whose instances are a thread or a process: a call of one of them, or of a subclass
+# (local, imported from the project, or reached as a class attribute), is that spawn.
+THREAD_CLASSES = frozenset({"threading.Thread"})
+PROCESS_CLASSES = frozenset({"multiprocessing.Process", "multiprocessing.context.Process"})
+# socketserver-style request handlers: the server makes one per accepted connection and runs its
+# setup() and handle() once (a thread or process started there is one per connection). Datagram
+# handlers run per datagram: no connection is held.
+REQUEST_HANDLERS = frozenset({
+    "socketserver.BaseRequestHandler", "socketserver.StreamRequestHandler",
+    "http.server.BaseHTTPRequestHandler", "http.server.SimpleHTTPRequestHandler",
+    "http.server.CGIHTTPRequestHandler", "wsgiref.simple_server.WSGIRequestHandler",
+    "xmlrpc.server.SimpleXMLRPCRequestHandler",
+})
+CONNECTION_HOOKS = ("setup", "handle")  # handler methods that run once per accepted connection
+# Calls that make or hand on a class: `type(name, bases, ns)` builds one, `partial(cls, ...)` defers
+# its instantiation.
+CLASS_BUILDERS = frozenset({"builtins.type"})
+PARTIALS = frozenset({"functools.partial"})
 # A multiprocessing context (`ctx = multiprocessing.get_context("fork")`): its `.Process` forks.
 MP_CONTEXTS = frozenset({"multiprocessing.get_context", "multiprocessing.context.get_context"})
 RAW_FORKS = frozenset({"os.fork", "os.forkpty"})
@@ -73,6 +91,8 @@ OPEN_TAILS = tails(OPENERS, TEMP_MAKERS) | PATH_WRITERS
 FILE_SYNC_TAILS = tails(FILE_SYNCS)
 SERVER_TAILS = tails(THREADING_SERVERS, FORKING_SERVERS)
 SPAWNER_TAILS = tails(THREAD_STARTERS, FORKERS)
+SPAWNER_CLASS_TAILS = tails(THREAD_CLASSES, PROCESS_CLASSES)
+HANDLER_TAILS = tails(REQUEST_HANDLERS)
 THREAD_TAILS = tails(THREAD_STARTERS, THREAD_POOLS)
 SHARED_TAILS = tails(SHARED_FACTORIES, LOCKABLE_SHARED)
 ALL_TAILS = RENAME_TAILS | OPEN_TAILS | FILE_SYNC_TAILS | SERVER_TAILS | SPAWNER_TAILS | THREAD_TAILS | SHARED_TAILS

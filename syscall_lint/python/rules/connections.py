@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from syscall_lint.python.rulekit import Hit, Rule, cst, call_label
 from syscall_lint.python.textscan import search_word
-from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, DATAGRAM_SERVERS, FORKERS, FORKING_SERVERS, MP_CONTEXTS,
-                                            RAW_FORKS, STREAM_SERVERS, THREAD_POOLS, THREAD_STARTERS,
+from syscall_lint.python.vocabulary import (ACCEPT_CALLBACKS, CLASS_BUILDERS, CONNECTION_HOOKS, DATAGRAM_SERVERS,
+                                            FORKERS, FORKING_SERVERS, MP_CONTEXTS, PARTIALS, RAW_FORKS,
+                                            REQUEST_HANDLERS, STREAM_SERVERS, THREAD_POOLS, THREAD_STARTERS,
                                             THREADING_SERVERS)
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class Connections(Rule):
     name = "connections"
     codes = frozenset({"SCL301", "SCL302", "SCL303"})
     words = ("ThreadingMixIn", "ThreadingTCPServer", "ThreadingUnixStreamServer", "ThreadingHTTPServer",
-             "ForkingMixIn", "ForkingTCPServer", "ForkingUnixStreamServer", "accept")
+             "ForkingMixIn", "ForkingTCPServer", "ForkingUnixStreamServer", "accept", "RequestHandler")
     gated = True
 
     @classmethod
@@ -37,7 +38,8 @@ class Connections(Rule):
         return bool(any(w in text for w in cls.words) and (
             any(p.search(text) for p in _SERVER) or search_word(_ACCEPT, text))) or (
             "fork" in text and ("Thread" in text or "start_new" in text)) or (
-            "accept" in text and any(w in text for w in _SPAWN_WORDS))
+            "accept" in text and any(w in text for w in _SPAWN_WORDS)) or (
+            "RequestHandler" in text and any(w in text for w in _SPAWN_WORDS))
 
     def check(self, facts):
         return _check(facts)
@@ -83,6 +85,8 @@ def _check(facts: Facts):
         kind = _server_kind(call.qual or "", {}) if call.qual else None
         if kind and not call.qual.endswith("MixIn"):
             yield Hit(kind, call.node, {"call": call_label(call)}, variant="server")
+    yield from _dynamic_servers(facts, local)
+    yield from _handler_spawns(facts, program)
     # accept() in a loop that starts a thread or forks for each connection.
     for scope in facts.scopes:
         for loop in scope.loops:
@@ -90,7 +94,7 @@ def _check(facts: Facts):
                        for c in loop.calls):
                 continue
             accepted = _accepted_names(facts, scope)
-            for call in loop.calls:
+            for call in loop.calls + _after_retry(loop):
                 kind = _spawn_kind(call, program.contexts)
                 if kind == "SCL301":
                     yield Hit("SCL301", call.node, {"call": call_label(call)})
@@ -109,6 +113,124 @@ def _check(facts: Facts):
             if call.qual in RAW_FORKS and call.order > started.order and call.loop is None:
                 yield Hit("SCL303", call.node, {"call": call_label(call),
                                                 "thread_line": facts.position(started.node)[0]})
+
+
+def _after_retry(loop) -> list:
+    """The calls after an accept retry loop (`while True: try: conn = s.accept(); break ...`), in
+    the loop around it: they run once per accepted connection, as the retry loop's own would."""
+    outer = loop.parent
+    if outer is None or loop.kind != "while" or not _breaks_out(loop.node):
+        return []
+    accept = min(c.order for c in loop.calls if c.tail == "accept")
+    return [c for c in outer.calls if c.order > accept]
+
+
+def _breaks_out(node) -> bool:
+    """A `break` of this loop itself (not of a loop nested in it)."""
+    found = []
+
+    class _Breaks(cst.CSTVisitor):
+        def visit_Break(self, _node):
+            found.append(True)
+
+        def visit_While(self, inner):
+            return inner is node
+
+        def visit_For(self, _inner):
+            return False
+
+        def visit_FunctionDef(self, _inner):
+            return False
+
+    node.visit(_Breaks())
+    return bool(found)
+
+
+def _non_mixin_server(facts: Facts, node) -> str | None:
+    """SCL301/SCL302 when `node` names one of the stdlib's threading/forking server classes (not a
+    mixin: a mixin alone serves nothing)."""
+    dotted = _dotted(node)
+    qual = facts.resolve(dotted) if dotted else None
+    if qual is None or qual.endswith("MixIn"):
+        return None
+    return _server_kind(qual, {})
+
+
+def _choices(value) -> list:
+    """The expressions a value can be: both branches of `a if c else b`, each operand of `a or b`."""
+    if isinstance(value, cst.IfExp):
+        return _choices(value.body) + _choices(value.orelse)
+    if isinstance(value, cst.BooleanOperation):
+        return _choices(value.left) + _choices(value.right)
+    return [value]
+
+
+def _dynamic_servers(facts: Facts, local: dict):
+    """Server classes made or chosen at run time: `type(name, (ThreadingMixIn, Base), {})` reported
+    as a class; a stdlib threading/forking server class held in a variable or attribute that is then
+    instantiated (`kind(...)`, `partial(kind, ...)`), or handed to `partial` directly, reported where
+    it is named."""
+    partials = [c for c in facts.calls if c.arg(0) is not None and (
+        c.qual in PARTIALS or (c.qual is None and c.dotted == "partial"))]  # (unresolved: a star import)
+    instantiated = {c.dotted for c in facts.calls if c.dotted} | {facts.key(c.arg(0)) for c in partials}
+    for call in facts.calls:
+        if call.qual in CLASS_BUILDERS and len(call.positional) == 3 and isinstance(call.arg(1), cst.Tuple):
+            for element in call.arg(1).elements:
+                dotted = _dotted(element.value)
+                kind = _server_kind(facts.resolve(dotted) or dotted or "", local) if dotted else None
+                if kind:
+                    name = call.arg(0)
+                    label = name.evaluated_value if isinstance(name, cst.SimpleString) else facts.code(name)
+                    yield Hit(kind, call.node, {"cls": label, "base": dotted.rsplit(".", 1)[-1]}, variant="class")
+                    break
+    for call in partials:
+        kind = _non_mixin_server(facts, call.arg(0))
+        if kind:
+            yield Hit(kind, call.arg(0), {"call": facts.code(call.arg(0))}, variant="server")
+    for scope in facts.scopes:
+        for _, targets, value in scope.assigns:
+            if len(targets) != 1 or targets[0] not in instantiated or isinstance(value, cst.Call):
+                continue
+            for choice in _choices(value):
+                kind = _non_mixin_server(facts, choice)
+                if kind:
+                    yield Hit(kind, choice, {"call": facts.code(choice)}, variant="server")
+
+
+def _handler_spawns(facts: Facts, program: "_Program"):
+    """A request handler (socketserver's, http.server's, ...) whose setup() or handle() starts a
+    thread or a process: the server makes one handler per accepted connection and runs these once,
+    so it is a spawn per connection whatever the server class. Reported on the `.start()` of the
+    thread when it is started there, else where it is made."""
+    handlers: set = set()
+    for _ in range(8):  # local subclasses of local handlers
+        more = {c.name for c in facts.classes if c.name not in handlers
+                and any(q in REQUEST_HANDLERS or b in handlers for b, q in zip(c.bases, c.quals))}
+        if not more:
+            break
+        handlers |= more
+    for cls in facts.classes:
+        if cls.name not in handlers:
+            continue
+        methods = program.effective(cls)
+        for hook in CONNECTION_HOOKS:
+            scope = methods.get(hook)
+            if scope is None or scope.cls is not cls:
+                continue  # a base's hook is reported with that base
+            for call in scope.calls:
+                kind = _spawn_kind(call, program.contexts)
+                inner = None if kind else program.callee(call, methods)
+                found = (kind, call) if kind else program.spawn_in(inner, methods, 1) if inner is not None else None
+                if not found or _child_drops_connection(facts, found[1]):
+                    continue
+                site = found[1] if kind or inner.cls is not None else call
+                started = next((c for c in scope.calls if c.tail == "start" and c.order > call.order
+                                and len(call.targets) == 1 and c.receiver is not None
+                                and facts.key(c.receiver) == call.targets[0]), None)
+                site = started or site
+                yield Hit(found[0], site.node, {"call": call_label(site), "cls": cls.name, "hook": hook},
+                          variant="handler")
+                break
 
 
 def _delegates_up(scope) -> bool:
@@ -325,7 +447,7 @@ def _spawns_on_accept_path(facts: Facts):
             if accepts:
                 for accept in accepts:
                     if accept.loop is not None:  # serve loop: what the loop calls after the accept
-                        calls = [c for c in accept.loop.calls
+                        calls = [c for c in accept.loop.calls + _after_retry(accept.loop)
                                  if c.order > accept.order and not _spawn_kind(c, program.contexts)]
                     elif name in called_in_loops or name in ACCEPT_CALLBACKS:
                         calls = [c for c in scope.calls if c.order > accept.order]
