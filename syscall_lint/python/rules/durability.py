@@ -597,6 +597,8 @@ def _renames(facts: Facts, model: _ScopeModel, judged=None):
         src_code = facts.code(call.arg(0) if call.receiver is None or call.qual else call.receiver)
         if not _is_replace(facts, written, call, src_code, model.bound_values(written)):
             continue
+        if _into_private_temp_dir(facts, call):
+            continue  # a scratch file moved inside a directory the function made for itself
         dir_synced = any(order > call.order for order, _, _ in model.syncs) or any(
             fd in model.dir_fds for _, _, fd in model.syncs)
         if not synced and _validated_before_reuse(facts, call):
@@ -619,6 +621,27 @@ def _renames(facts: Facts, model: _ScopeModel, judged=None):
             yield Hit("SCL102", call.node, {"call": label, "src": _quoted(src_code)},
                       autofix={"kind": "after", "line": facts.position(call.node)[0],
                                "dst": facts.code(dst) if dst is not None else None})
+
+
+_TEMP_DIR_MAKERS = frozenset({"tempfile.mkdtemp", "tempfile.TemporaryDirectory"})
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def _into_private_temp_dir(facts: Facts, rename: CallSite) -> bool:
+    """The destination lies in a directory this function made with tempfile.mkdtemp() or
+    TemporaryDirectory() (named in the destination's code, or in what the destination's name was
+    set to): a file the run itself removes, so no crash can lose data that matters (a download
+    renamed inside its scratch folder before it is unpacked)."""
+    scope = rename.scope
+    made = {t for call in scope.calls if call.qual in _TEMP_DIR_MAKERS for t in call.targets}
+    if not made:
+        return False
+    dst = rename.arg(1) if rename.receiver is None or rename.qual else rename.arg(0)
+    if dst is None:
+        return False
+    code = facts.code(dst)
+    texts = [code] + [facts.code(value) for _, targets, value in scope.assigns if targets == [code]]
+    return any(made & set(_IDENT.findall(text)) for text in texts)
 
 
 _VALIDATOR = re.compile(r"(?:^|[._])(?:is_current|is_valid|is_fresh|up_to_date|verify\w*|validate\w*)$")
