@@ -116,6 +116,16 @@ class Facts:
         self.aliases: dict[str, str] = {}  # module-level names bound to imported names
         self.bound_names: set = set()  # def/class names, loop, except and other binding targets
         self._code_cache: dict[int, str] = {}
+        self._subtrees: dict[int, set] = {}  # id(node) -> the ids of every node below it
+
+    def within(self, node: cst.CSTNode, outer: cst.CSTNode) -> bool:
+        """Is `node` `outer` itself or inside it? Asked of outer's subtree (its node ids gathered
+        once), not of positions: those are a codegen pass over the whole module, which only a
+        finding to place needs (a 10,000-line test file took a second for one such question)."""
+        ids = self._subtrees.get(id(outer))
+        if ids is None:
+            ids = self._subtrees[id(outer)] = _subtree_ids(outer)
+        return id(node) in ids
 
     def code(self, node: cst.CSTNode) -> str:
         key = id(node)
@@ -469,6 +479,21 @@ class _Collector(cst.CSTVisitor):
         self.scopes[-1].calls.append(call)
         if self.loops[-1] is not None:
             self.loops[-1].calls.append(call)
+
+
+class _SubtreeIds(cst.CSTVisitor):
+    def __init__(self):
+        self.ids = set()
+
+    def on_visit(self, node) -> bool:
+        self.ids.add(id(node))
+        return True
+
+
+def _subtree_ids(node: cst.CSTNode) -> set:
+    collector = _SubtreeIds()
+    node.visit(collector)
+    return collector.ids
 
 
 class LazyPositions:

@@ -177,12 +177,7 @@ def _names(facts: Facts, node) -> set:
 
 
 def _inside(facts: Facts, node, outer) -> bool:
-    try:
-        a, b = facts.positions[node], facts.positions[outer]
-    except KeyError:
-        return False
-    return (b.start.line, b.start.column) <= (a.start.line, a.start.column) and \
-        (a.end.line, a.end.column) <= (b.end.line, b.end.column)
+    return facts.within(node, outer)
 
 
 def _is_async_for(loop) -> bool:

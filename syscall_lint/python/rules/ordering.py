@@ -387,12 +387,10 @@ def _under_lock(facts: Facts, scope, loop, sites) -> bool:
 
 
 def _assigned_in(facts: Facts, scope, loop) -> dict:
-    """name -> values assigned to it inside the loop's lines."""
-    span = facts.positions[loop.node]
+    """name -> values assigned to it inside the loop (a `while` statement: its lines)."""
     out: dict = {}
     for _, targets, value in scope.assigns:
-        line = facts.positions[value].start.line
-        if span.start.line <= line <= span.end.line:
+        if facts.within(value, loop.node):
             for target in targets:
                 out.setdefault(target, []).append(value)
     return out
