@@ -97,13 +97,47 @@ class CodeSection(NamedTuple):
     data: bytes
 
 
-class _open:
-    """Open, check the magic and size, parse the header with pyelftools, lay out the tables."""
+_HELD: dict = {}  # path -> (Layout, header) while `holding(path)` keeps it open, or None before the first open
+
+
+class holding:
+    """Within this block every open of `path` shares one file handle and one Layout (its parsed
+    section table and the tables it has read): an audit opens a binary for its header and imports,
+    then for its symbols, unwind table, code and relocations, and a library's tables were parsed
+    and read again each time."""
 
     def __init__(self, path: str):
         self.path = path
 
     def __enter__(self):
+        _HELD[self.path] = None
+        return self
+
+    def __exit__(self, *exc):
+        held = _HELD.pop(self.path, None)
+        if held is not None:
+            held[0].fh.close()
+
+
+class _open:
+    """Open, check the magic and size, parse the header with pyelftools, lay out the tables."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.shared = False
+
+    def __enter__(self):
+        held = _HELD.get(self.path)
+        if held is not None:
+            self.shared = True
+            return held
+        opened = self._open()
+        if self.path in _HELD:  # the first open inside `holding`: kept for the others
+            _HELD[self.path] = opened
+            self.shared = True
+        return opened
+
+    def _open(self):
         try:
             self.fh = open_regular(self.path, MAX_FILE)
         except InputRefused as exc:  # a FIFO, device or socket is refused without blocking
@@ -129,7 +163,8 @@ class _open:
             raise
 
     def __exit__(self, *exc):
-        self.fh.close()
+        if not self.shared:
+            self.fh.close()
 
 
 # The header of a well-formed file is read with struct: pyelftools builds ~200 construct parsers per

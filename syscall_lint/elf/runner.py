@@ -29,8 +29,9 @@ def audit_file(path: str, settings):
     """(findings, profile lines, profile dict) for one file; raises nothing for bad input."""
     from syscall_lint.elf import profile, reader, rules
 
-    info = reader.read(path)
-    found, prof, notes = rules.audit(info, settings, path)
+    with reader.holding(path):  # one open file and one parse of its tables for every reader
+        info = reader.read(path)
+        found, prof, notes = rules.audit(info, settings, path)
     return found, profile.render(info, prof, notes, rules.SHARED_NOTES), {
         "path": path, "machine": info.machine, "kind": info.kind, "static": info.static, "needed": info.needed,
         "runtime": info.runtime, "surface": prof, "notes": notes}
