@@ -6,7 +6,12 @@ import their own package, so their imports are followed and summarised, as by de
 Every time is wall-clock, with the CPU time of the run (user+sys of the child processes) beside it:
 the machine may be shared, and CPU time is what a busy machine changes least.
 
+Each syscall-lint and ruff row is run --repeat times (default 3) in turn and the fastest run counts
+(this machine's speed swings by ±20 % from minute to minute); flake8 --flake8-repeat times (default 1:
+minutes a run on the stdlib). Every run's time is printed.
+
 Usage: python3 bench/python_bench.py [--django-version 5.2] [--fixit-sample 300] [--skip-django]
+                                     [--repeat 3] [--flake8-repeat 1]
 """
 
 from __future__ import annotations
@@ -100,7 +105,18 @@ def importers(files: list, heavy: bool) -> list:
     return importing[:5] if heavy else importing[middle:middle + 5]
 
 
-def bench(name: str, root: Path, fixit_sample: int, workdir: Path) -> None:
+def fastest(measure, times: int) -> tuple:
+    """(fastest wall time, every run's) of `times` runs of measure(): this machine's speed swings
+    by ±20 % from one minute to the next, and the fastest run is the one least disturbed."""
+    runs = [measure() for _ in range(max(1, times))]
+    return min(runs), runs
+
+
+def _runs(runs: list) -> str:
+    return "" if len(runs) < 2 else f" [runs: {', '.join(f'{r:.2f}' for r in runs)}]"
+
+
+def bench(name: str, root: Path, fixit_sample: int, workdir: Path, repeat: int = 3, flake8_repeat: int = 1) -> None:
     files = py_files(root)
     lines = sum(p.read_bytes().count(b"\n") for p in files)
     print(f"\n== {name}: {len(files):,} files, {lines:,} lines ({root}); {load()}")
@@ -108,30 +124,40 @@ def bench(name: str, root: Path, fixit_sample: int, workdir: Path) -> None:
     listing.write_text("\n".join(map(str, files)))
     cache = workdir / f"{name}-cache"
     shutil.rmtree(cache, ignore_errors=True)
-    t_cold = ours([root])
-    t_cached_first = ours([root], cache)  # fills the cache
-    t_cached = ours([root], cache)
-    t_flake8 = run([sys.executable, "-m", "flake8", "-j2", "--exit-zero", "--output-file", os.devnull, str(root)])
+    # each tool's cold and cached runs, `repeat` times in turn (flake8: `flake8_repeat`, minutes a
+    # run on the stdlib); the fastest of each is compared
     ruff = shutil.which("ruff")
-    t_ruff = t_ruff_cached = None
-    if ruff:
-        rcache = workdir / f"{name}-ruff-cache"
-        shutil.rmtree(rcache, ignore_errors=True)
-        t_ruff = run([ruff, "check", "--no-cache", "--exit-zero", "--quiet", "--select", "ALL", str(root)])
-        # ruff's cached run with its default rules: with --select ALL its second run re-lints (measured
-        # 26 s against 16 s cold on the stdlib), which would flatter the comparison
-        run([ruff, "check", "--cache-dir", str(rcache), "--exit-zero", "--quiet", str(root)])
-        t_ruff_cached = run([ruff, "check", "--cache-dir", str(rcache), "--exit-zero", "--quiet", str(root)])
-    print(f"syscall-lint cold (all rules)   {t_cold:7.2f} s {cpu(t_cold)} {len(files) / t_cold:8.0f} files/s")
+    rcache = workdir / f"{name}-ruff-cache"
+    colds, cacheds, ruffs, ruff_cacheds = [], [], [], []
+    t_cached_first = None
+    for _ in range(max(1, repeat)):
+        colds.append(ours([root]))
+        shutil.rmtree(cache, ignore_errors=True)
+        first = ours([root], cache)  # fills the cache
+        t_cached_first = first if t_cached_first is None else min(t_cached_first, first)
+        cacheds.append(ours([root], cache))
+        if ruff:
+            ruffs.append(run([ruff, "check", "--no-cache", "--exit-zero", "--quiet", "--select", "ALL", str(root)]))
+            # ruff's cached run with its default rules: with --select ALL its second run re-lints
+            # (measured 26 s against 16 s cold on the stdlib), which would flatter the comparison
+            shutil.rmtree(rcache, ignore_errors=True)
+            run([ruff, "check", "--cache-dir", str(rcache), "--exit-zero", "--quiet", str(root)])
+            ruff_cacheds.append(run([ruff, "check", "--cache-dir", str(rcache), "--exit-zero", "--quiet", str(root)]))
+    t_flake8, flake8s = fastest(lambda: run([sys.executable, "-m", "flake8", "-j2", "--exit-zero", "--output-file",
+                                             os.devnull, str(root)]), flake8_repeat)
+    t_cold, t_cached = min(colds), min(cacheds)
+    print(f"syscall-lint cold (all rules)   {t_cold:7.2f} s {cpu(t_cold)} {len(files) / t_cold:8.0f} files/s"
+          f"{_runs(colds)}")
     print(f"syscall-lint cached, no change  {t_cached:7.2f} s {cpu(t_cached)} {len(files) / t_cached:8.0f} files/s "
-          f"(first cached run {t_cached_first:.2f} s)")
+          f"(first cached run {t_cached_first:.2f} s){_runs(cacheds)}")
     print(f"flake8 -j2                      {t_flake8:7.2f} s {cpu(t_flake8)} → syscall-lint cold is "
-          f"{t_flake8 / t_cold:.1f}x faster (goal ≥ 10x)")
+          f"{t_flake8 / t_cold:.1f}x faster (goal ≥ 10x){_runs(flake8s)}")
     if ruff:
+        t_ruff, t_ruff_cached = min(ruffs), min(ruff_cacheds)
         print(f"ruff (no cache, --select ALL)   {t_ruff:7.2f} s {cpu(t_ruff)} → ratio syscall-lint/ruff "
-              f"{t_cold / t_ruff:.2f} (goal ≤ 2)")
+              f"{t_cold / t_ruff:.2f} (goal ≤ 2){_runs(ruffs)}")
         print(f"ruff cached (default rules)     {t_ruff_cached:7.2f} s {cpu(t_ruff_cached)} → syscall-lint cached / "
-              f"ruff cached = {t_cached / t_ruff_cached:.2f} (goal ≤ 1.5)")
+              f"ruff cached = {t_cached / t_ruff_cached:.2f} (goal ≤ 1.5){_runs(ruff_cacheds)}")
     fixit = shutil.which("fixit")
     if fixit and fixit_sample:
         rng = random.Random(42)
@@ -167,15 +193,17 @@ def main() -> int:
     ap.add_argument("--django-version", default="5.2")
     ap.add_argument("--fixit-sample", type=int, default=300)
     ap.add_argument("--skip-django", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each syscall-lint and ruff row, in turn; the fastest counts")
+    ap.add_argument("--flake8-repeat", type=int, default=1, help="runs of flake8 (minutes each on the stdlib)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "syscall-lint-bench"))
     args = ap.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    bench("stdlib", Path(sysconfig.get_paths()["stdlib"]), args.fixit_sample, workdir)
+    bench("stdlib", Path(sysconfig.get_paths()["stdlib"]), args.fixit_sample, workdir, args.repeat, args.flake8_repeat)
     if not args.skip_django:
         tree = django_tree(args.django_version, workdir)
         if tree is not None:
-            bench("django", tree, args.fixit_sample, workdir)
+            bench("django", tree, args.fixit_sample, workdir, args.repeat, args.flake8_repeat)
     return 0
 
 
