@@ -30,11 +30,10 @@ def audit(info, settings, path: str):
         notes.append("Go runtime: connections are served by the netpoller (epoll); goroutines are not threads, "
                      "so SCL301/302 are not judged from imports")
     rules = specs.load()
-    d = prof["durability"]
+    d, c = prof["durability"], prof["connections"]
     if d["replaces"] and not d["syncs"] and "SCL101" in enabled:
         # a binary that imports a sync call is not judged: the call graph cannot see the sync
         # reached through a function pointer or a flag (rsync's --fsync), and precision comes first
-        c = prof["connections"]
         # the screen pays only when no server rule below builds the graph anyway
         serves = c["accepts"] and info.runtime != "go" and (
             (c["threads"] and "SCL301" in enabled) or (c["forks"] and "SCL302" in enabled))
@@ -50,7 +49,6 @@ def audit(info, settings, path: str):
         elif not found_path:
             notes.append(f"imports {'/'.join(d['replaces'])} and no fsync, but no function writes a file and then "
                          "renames it: not judged SCL101 (low confidence from imports alone)")
-    c = prof["connections"]
     if c["accepts"] and info.runtime != "go":
         for code, spawners in (("SCL301", c["threads"]), ("SCL302", c["forks"])):
             if not spawners or code not in enabled:
