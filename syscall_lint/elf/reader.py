@@ -405,7 +405,7 @@ def _exports(layout: Layout) -> set:
             if sym.defined and sym.kind in (STT_FUNC, STT_GNU_IFUNC)}
 
 
-def _names_start_with(layout: Layout, prefixes: tuple) -> bool:
+def _names_start_with(layout: Layout, imports: dict, prefixes: tuple) -> bool:
     """Does an imported or exported function's name start with one of the prefixes? A name that
     does holds the prefix's bytes in .dynstr, so a string table without them answers no unread."""
     sec = layout.by_name.get(".dynsym")
@@ -414,8 +414,7 @@ def _names_start_with(layout: Layout, prefixes: tuple) -> bool:
     strings = layout.strings(sec.link)
     if not any(p.encode() in strings for p in prefixes):
         return False
-    return any(n.startswith(prefixes) for n in _imports(layout, sec)) or \
-        any(n.startswith(prefixes) for n in _exports(layout))
+    return any(n.startswith(prefixes) for n in imports) or any(n.startswith(prefixes) for n in _exports(layout))
 
 
 class _SymbolNames:
@@ -471,7 +470,7 @@ def _read(layout: Layout, header, path: str) -> ElfInfo:
     names = layout.by_name
     if ".go.buildinfo" in names or ".gopclntab" in names or ".note.go.buildid" in names:
         info.runtime = "go"
-    elif _names_start_with(layout, RUST_MARKERS):
+    elif _names_start_with(layout, info.imports, RUST_MARKERS):
         info.runtime = "rust"
     return info
 
